@@ -1,0 +1,37 @@
+# conch: `make demo` shows it working, `make test` proves it.
+CARGO ?= cargo
+BIN := target/release/conch
+
+.PHONY: all build release deps demo test unit proto proto-check static bench fuzz invariant-random clean
+
+all: build
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+deps:
+	@.ci/deps
+
+# A throwaway single-node etcd, two candidates taking turns, then cleanup.
+demo: deps release
+	@tests/demo.sh $(BIN)
+
+# The whole suite: unit, integration and invariant tests against a real etcd.
+test: deps
+	$(CARGO) test --all-targets
+
+unit:
+	$(CARGO) test --lib
+
+# Regenerates src/etcd/pb from proto/ (pure Rust: no protoc needed).
+proto:
+	$(CARGO) run --quiet --manifest-path proto/gen/Cargo.toml
+
+proto-check:
+	$(CARGO) run --quiet --manifest-path proto/gen/Cargo.toml -- --check
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,8 @@
+//! conch: shell commands under etcd coordination. The binaries are thin
+//! wrappers over [`cli::main`]; the library is public so that the
+//! integration tests can drive the etcd facade directly.
+
+pub mod cli;
+pub mod etcd;
+pub mod keys;
+pub mod record;
