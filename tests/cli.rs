@@ -24,15 +24,24 @@ fn bad_input_exits_64_with_one_line_naming_the_argument() {
         (&["sema", "x", "--max", "0", "--", "true"], "--max"),
         (&["elect", "x", "--bogus", "--", "true"], "--bogus"),
         (&["elect", "", "--", "true"], "NAME"),
-        (&["elect", "x", "--cacert", "/nonexistent", "--", "true"], "--cacert"),
-        (&["--endpoints", "nope", "elect", "x", "--", "true"], "--endpoints"),
+        (
+            &["elect", "x", "--cacert", "/nonexistent", "--", "true"],
+            "--cacert",
+        ),
+        (
+            &["--endpoints", "nope", "elect", "x", "--", "true"],
+            "--endpoints",
+        ),
     ];
     for (args, names) in cases {
         let o = conch(args);
         assert_eq!(o.status.code(), Some(64), "{args:?}");
         let err = stderr(&o);
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(err.starts_with("conch: ") && err.contains(names), "{args:?}: {err}");
+        assert!(
+            err.starts_with("conch: ") && err.contains(names),
+            "{args:?}: {err}"
+        );
         assert!(o.stdout.is_empty(), "{args:?}");
     }
 }

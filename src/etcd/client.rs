@@ -243,7 +243,10 @@ impl Client {
         F: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
         let limit = self.cfg.request_timeout;
-        match self.rt.block_on(async { tokio::time::timeout(limit, fut).await }) {
+        match self
+            .rt
+            .block_on(async { tokio::time::timeout(limit, fut).await })
+        {
             Ok(r) => r.map_err(|s| status(op, s)),
             Err(_) => Err(Error::new(
                 ErrorKind::Timeout,
