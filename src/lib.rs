@@ -3,6 +3,10 @@
 //! integration tests can drive the etcd facade directly.
 
 pub mod cli;
+pub mod core;
 pub mod etcd;
 pub mod keys;
+pub mod recipe;
 pub mod record;
+pub mod schedule;
+pub mod tool;

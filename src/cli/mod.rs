@@ -36,6 +36,12 @@ pub fn parse_invocation(
 
 /// Runs the program; returns the process exit code.
 pub fn main() -> i32 {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == crate::core::keeper::ARG)
+    {
+        return crate::core::keeper::run();
+    }
     let env = |k: &str| std::env::var(k).ok();
     let inv = match parse_invocation(std::env::args_os().collect(), &env) {
         Ok(inv) => inv,
@@ -66,7 +72,7 @@ pub fn main() -> i32 {
             print!("{}", help::tool(tool));
             0
         }
-        Invocation::Elect { .. } => not_built("elect"),
+        Invocation::Elect { global, name, cmd } => crate::tool::elect::run(&global, &name, cmd),
         Invocation::Sema { .. } => not_built("sema"),
         Invocation::Cron { .. } => not_built("cron"),
     }

@@ -188,8 +188,16 @@ impl Client {
     /// Drops the current connection and connects to the next endpoint that
     /// answers (the same one again if it is the only one alive).
     pub fn failover(&self) -> Result<()> {
+        self.failover_within(self.cfg.dial_timeout)
+    }
+
+    /// [`Client::failover`] within `budget` instead of the dial timeout: a
+    /// holder may not wait past the moment its child must start stopping.
+    pub fn failover_within(&self, budget: Duration) -> Result<()> {
         let start = self.conn.borrow().index + 1;
-        let (index, channel) = self.rt.block_on(Self::dial_any(&self.cfg, start))?;
+        let mut cfg = self.cfg.clone();
+        cfg.dial_timeout = budget.max(Duration::from_millis(50));
+        let (index, channel) = self.rt.block_on(Self::dial_any(&cfg, start))?;
         {
             let mut c = self.conn.borrow_mut();
             c.index = index;

@@ -1,0 +1,758 @@
+//! `conch elect` as a sans-IO machine (03-elect.md): grant a lease, create
+//! the candidate key, wait for the predecessor's deletion, hold while the
+//! child runs, resign. States are named for what they wait for.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use crate::cli::duration::fmt_duration;
+use crate::cli::Wait;
+use crate::core::backoff::Backoff;
+use crate::core::fence::{Fence, Gone};
+use crate::core::supervise::{Ended, Supervisor};
+use crate::core::{signals, Action, Input, Level, Machine, SpawnSpec, Tag};
+use crate::etcd::{
+    Compare, Error, ErrorKind, EventKind, Op, Range, RangeResult, Txn, WatchEvent, WatchSpec,
+};
+use crate::keys::{lease_hex, Schema};
+use crate::record::Holder;
+
+/// Watch tags.
+const OWN: Tag = 1;
+const PRED: Tag = 2;
+/// Request tags.
+const CAMPAIGN: Tag = 1;
+const OFFICE: Tag = 2;
+
+/// Pause before retrying an idempotent request etcd did not answer.
+const RETRY: Duration = Duration::from_millis(250);
+
+/// Everything the machine needs to know, fixed for its life.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub name: String,
+    pub schema: Schema,
+    pub ttl: Duration,
+    pub kill_after: Duration,
+    pub wait: Wait,
+    pub restart: bool,
+    pub argv: Vec<OsString>,
+    pub host: String,
+    /// The wrapper's pid, for the holder record.
+    pub pid: u32,
+    /// Unix milliseconds minus BOOTTIME milliseconds at start, so that the
+    /// holder's `since` needs no clock read.
+    pub wall_offset_ms: i64,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Then {
+    Exit(i32),
+    Campaign,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Grant,
+    Campaign,
+    Office,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    ExpectLease {
+        sent_at: Duration,
+    },
+    ExpectCampaign,
+    /// Watching the predecessor's key for its deletion.
+    ExpectTurn,
+    /// Re-reading the office (after a deletion, a reconnect, a compaction).
+    ExpectOffice,
+    /// Leader: the child runs, or is being stopped.
+    Holding,
+    /// Leader under `--restart`, between two runs.
+    ExpectRestart {
+        at: Duration,
+    },
+    ExpectRetry {
+        at: Duration,
+        what: Retry,
+    },
+    ExpectRevoke {
+        then: Then,
+    },
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Lost,
+    Signal(i32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reconnect {
+    Idle,
+    InFlight,
+    RetryAt(Duration),
+}
+
+/// The elect recipe.
+pub struct Elect {
+    cfg: Config,
+    state: State,
+    lease: Option<i64>,
+    fence: Option<Fence>,
+    lost: bool,
+    leader: bool,
+    stop: Option<Stop>,
+    child: Supervisor,
+    backoff: Backoff,
+    reconnect: Reconnect,
+    key: String,
+    rev: i64,
+    ahead: Option<usize>,
+    timeout_at: Option<Duration>,
+}
+
+impl Elect {
+    pub fn new(cfg: Config) -> Elect {
+        Elect {
+            child: Supervisor::new(cfg.kill_after),
+            backoff: Backoff::new(cfg.seed),
+            cfg,
+            state: State::Done,
+            lease: None,
+            fence: None,
+            lost: false,
+            leader: false,
+            stop: None,
+            reconnect: Reconnect::Idle,
+            key: String::new(),
+            rev: 0,
+            ahead: None,
+            timeout_at: None,
+        }
+    }
+
+    fn waiting(&self) -> bool {
+        matches!(
+            self.state,
+            State::ExpectLease { .. }
+                | State::ExpectCampaign
+                | State::ExpectTurn
+                | State::ExpectOffice
+                | State::ExpectRetry { .. }
+        ) && !self.leader
+    }
+
+    fn log(out: &mut Vec<Action>, level: Level, msg: String) {
+        out.push(Action::Log(level, msg));
+    }
+
+    fn campaign(&mut self, now: Duration, out: &mut Vec<Action>) {
+        self.lease = None;
+        self.fence = None;
+        self.lost = false;
+        self.leader = false;
+        self.stop = None;
+        self.ahead = None;
+        self.reconnect = Reconnect::Idle;
+        self.state = State::ExpectLease { sent_at: now };
+        out.push(Action::Grant {
+            ttl: self.cfg.ttl.as_secs() as i64,
+        });
+    }
+
+    fn holder_json(&self, lease: i64, now: Duration) -> String {
+        let since = now.as_millis() as i64 + self.cfg.wall_offset_ms;
+        Holder {
+            host: Some(self.cfg.host.clone()),
+            pid: Some(u64::from(self.cfg.pid)),
+            since_ms: u64::try_from(since).ok(),
+            argv: self
+                .cfg
+                .argv
+                .iter()
+                .map(|a| a.to_string_lossy().to_string())
+                .collect(),
+            ttl: Some(self.cfg.ttl.as_secs()),
+            lease: Some(lease_hex(lease)),
+        }
+        .to_json()
+    }
+
+    fn office(&self) -> Range {
+        Range::prefix(self.cfg.schema.elect_dir(&self.cfg.name)).by_create()
+    }
+
+    /// Create-only, keyed by the lease, and both branches read the office:
+    /// a retry after an unknown outcome is harmless and still answers.
+    fn campaign_txn(&self, lease: i64, now: Duration) -> Txn {
+        Txn {
+            compare: vec![Compare::absent(self.key.clone())],
+            success: vec![
+                Op::put(self.key.clone(), self.holder_json(lease, now), lease),
+                Op::Get(self.office()),
+            ],
+            failure: vec![Op::Get(self.office())],
+        }
+    }
+
+    fn on_granted(
+        &mut self,
+        r: Result<crate::etcd::Lease, Error>,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        let State::ExpectLease { sent_at } = self.state else {
+            return;
+        };
+        match r {
+            Ok(l) => {
+                self.lease = Some(l.id);
+                self.fence = Some(Fence::new(sent_at, l.ttl, self.cfg.kill_after));
+                if l.ttl as u64 != self.cfg.ttl.as_secs() {
+                    Self::log(
+                        out,
+                        Level::Info,
+                        format!(
+                            "etcd granted TTL {}s instead of {}s",
+                            l.ttl,
+                            self.cfg.ttl.as_secs()
+                        ),
+                    );
+                }
+                self.key = self.cfg.schema.elect_key(&self.cfg.name, l.id);
+                out.push(Action::KeepAliveOpen(l.id));
+                self.state = State::ExpectCampaign;
+                out.push(Action::Txn(CAMPAIGN, self.campaign_txn(l.id, now)));
+            }
+            Err(e) if self.cfg.restart && e.is_unavailable() => {
+                Self::log(
+                    out,
+                    Level::Info,
+                    format!("etcd unavailable ({e}); campaigning again in 1s"),
+                );
+                self.state = State::ExpectRetry {
+                    at: now + Duration::from_secs(1),
+                    what: Retry::Grant,
+                };
+            }
+            Err(e) => {
+                Self::log(out, Level::Error, format!("cannot grant a lease: {e}"));
+                self.state = State::Done;
+                out.push(Action::Exit(crate::cli::EXIT_UNAVAILABLE));
+            }
+        }
+    }
+
+    /// A request etcd did not answer: retry if it may help, else give up.
+    fn on_request_error(&mut self, e: Error, what: Retry, now: Duration, out: &mut Vec<Action>) {
+        if e.is_unavailable() || e.kind == ErrorKind::Compacted {
+            Self::log(out, Level::Debug, format!("{e}; retrying"));
+            self.state = State::ExpectRetry {
+                at: now + RETRY,
+                what,
+            };
+            return;
+        }
+        Self::log(out, Level::Error, format!("etcd refused: {e}"));
+        let code = if self.leader {
+            crate::cli::EXIT_LOST
+        } else {
+            crate::cli::EXIT_UNAVAILABLE
+        };
+        self.lose_or_resign(Then::Exit(code), now, out);
+    }
+
+    /// Re-validates everything from a fresh read of the office.
+    fn on_office(&mut self, r: &RangeResult, now: Duration, out: &mut Vec<Action>) {
+        let Some(own) = r.kvs.iter().find(|kv| kv.key == self.key.as_bytes()) else {
+            self.on_lost(Gone("own candidate key is gone".into()), now, out);
+            return;
+        };
+        self.rev = own.create_revision;
+        out.push(Action::Watch(
+            OWN,
+            WatchSpec::key(self.key.clone())
+                .from_revision(r.revision + 1)
+                .deletes_only(),
+        ));
+        if self.leader {
+            return;
+        }
+        let ahead: Vec<_> = r
+            .kvs
+            .iter()
+            .filter(|kv| kv.create_revision < self.rev)
+            .collect();
+        let Some(pred) = ahead.iter().max_by_key(|kv| kv.create_revision) else {
+            self.become_leader(now, out);
+            return;
+        };
+        match self.cfg.wait {
+            Wait::Nonblock => {
+                Self::log(
+                    out,
+                    Level::Info,
+                    format!("not acquired: {} ahead (--nonblock)", ahead.len()),
+                );
+                self.resign(Then::Exit(crate::cli::EXIT_NOT_ACQUIRED), out);
+            }
+            _ => {
+                if self.ahead != Some(ahead.len()) {
+                    Self::log(out, Level::Info, format!("waiting ({} ahead)", ahead.len()));
+                    self.ahead = Some(ahead.len());
+                }
+                out.push(Action::Watch(
+                    PRED,
+                    WatchSpec::key(pred.key.clone())
+                        .from_revision(r.revision + 1)
+                        .deletes_only(),
+                ));
+                self.state = State::ExpectTurn;
+            }
+        }
+    }
+
+    fn spawn_spec(&self) -> SpawnSpec {
+        let lease = self.lease.unwrap_or_default();
+        SpawnSpec {
+            argv: self.cfg.argv.clone(),
+            env: vec![
+                ("CONCH_NAME".into(), self.cfg.name.clone()),
+                ("CONCH_KEY".into(), self.key.clone()),
+                ("CONCH_LEASE".into(), lease_hex(lease)),
+                ("CONCH_REV".into(), self.rev.to_string()),
+            ],
+        }
+    }
+
+    fn become_leader(&mut self, now: Duration, out: &mut Vec<Action>) {
+        self.leader = true;
+        out.push(Action::Unwatch(PRED));
+        Self::log(
+            out,
+            Level::Info,
+            format!(
+                "acquired rev={} lease={} key={}",
+                self.rev,
+                lease_hex(self.lease.unwrap_or_default()),
+                self.key
+            ),
+        );
+        self.start_child(now, out);
+    }
+
+    fn start_child(&mut self, now: Duration, out: &mut Vec<Action>) {
+        self.state = State::Holding;
+        self.child.spawn(self.spawn_spec(), now, out);
+    }
+
+    /// The lease (or the candidate key) can no longer be trusted.
+    fn on_lost(&mut self, why: Gone, now: Duration, out: &mut Vec<Action>) {
+        if self.lost || matches!(self.state, State::ExpectRevoke { .. } | State::Done) {
+            return;
+        }
+        self.lost = true;
+        let hard = self.fence.as_ref().map(Fence::deadline);
+        if self.child.is_running() {
+            let late = hard.is_some_and(|h| now >= h);
+            let how = if late {
+                "SIGKILL now: past the lease deadline".to_string()
+            } else {
+                format!(
+                    "SIGTERM, SIGKILL in {}",
+                    fmt_duration(self.child.kill_after())
+                )
+            };
+            Self::log(
+                out,
+                Level::Info,
+                format!("lease lost: {}; stopping child ({how})", why.0),
+            );
+            self.stop.get_or_insert(Stop::Lost);
+            self.child.stop(15, now, hard, out);
+        } else if self.child.is_stopping() {
+            Self::log(out, Level::Info, format!("lease lost: {}", why.0));
+            self.child.stop(15, now, hard, out);
+        } else if self.cfg.restart {
+            Self::log(
+                out,
+                Level::Info,
+                format!("lease lost: {}; campaigning again", why.0),
+            );
+            self.resign(Then::Campaign, out);
+        } else {
+            Self::log(
+                out,
+                Level::Info,
+                format!("lease lost while waiting: {}", why.0),
+            );
+            self.resign(Then::Exit(crate::cli::EXIT_LOST), out);
+        }
+    }
+
+    fn lose_or_resign(&mut self, then: Then, now: Duration, out: &mut Vec<Action>) {
+        if self.child.is_idle() {
+            self.resign(then, out);
+        } else {
+            self.on_lost(Gone("etcd refused a request".into()), now, out);
+        }
+    }
+
+    /// Revokes the lease (its keys go with it), then `then`.
+    fn resign(&mut self, then: Then, out: &mut Vec<Action>) {
+        out.push(Action::Unwatch(OWN));
+        out.push(Action::Unwatch(PRED));
+        out.push(Action::KeepAliveClose);
+        match self.lease.take() {
+            Some(id) => {
+                self.state = State::ExpectRevoke { then };
+                out.push(Action::Revoke(id));
+            }
+            None => self.then(then, Duration::ZERO, out),
+        }
+    }
+
+    fn then(&mut self, then: Then, now: Duration, out: &mut Vec<Action>) {
+        match then {
+            Then::Exit(code) => {
+                self.state = State::Done;
+                out.push(Action::Exit(code));
+            }
+            Then::Campaign => self.campaign(now, out),
+        }
+    }
+
+    fn on_child_ended(&mut self, ended: Ended, now: Duration, out: &mut Vec<Action>) {
+        let code = ended.status.code();
+        match self.stop {
+            Some(Stop::Lost) if self.cfg.restart => self.resign(Then::Campaign, out),
+            Some(Stop::Lost) => self.resign(Then::Exit(crate::cli::EXIT_LOST), out),
+            Some(Stop::Signal(_)) => self.resign(Then::Exit(code), out),
+            None if self.cfg.restart && !self.lost => {
+                let delay = self.backoff.next_delay(ended.ran);
+                Self::log(
+                    out,
+                    Level::Info,
+                    format!(
+                        "child exited ({}); restarting in {}",
+                        describe(ended.status),
+                        fmt_duration(delay)
+                    ),
+                );
+                self.state = State::ExpectRestart { at: now + delay };
+            }
+            None => {
+                Self::log(
+                    out,
+                    Level::Debug,
+                    format!("child exited ({})", describe(ended.status)),
+                );
+                self.resign(Then::Exit(code), out);
+            }
+        }
+    }
+
+    fn on_signal(&mut self, sig: i32, now: Duration, out: &mut Vec<Action>) {
+        if !signals::is_fatal(sig) {
+            if self.child.is_running() {
+                out.push(Action::SignalChild(sig));
+            }
+            return;
+        }
+        if matches!(self.state, State::ExpectRevoke { .. } | State::Done) {
+            return;
+        }
+        if self.child.is_idle() {
+            Self::log(out, Level::Info, format!("signal {sig}: withdrawing"));
+            self.resign(Then::Exit(128 + sig), out);
+            return;
+        }
+        Self::log(
+            out,
+            Level::Info,
+            format!(
+                "signal {sig}: forwarding to the child, SIGKILL in {}",
+                fmt_duration(self.child.kill_after())
+            ),
+        );
+        self.stop.get_or_insert(Stop::Signal(sig));
+        let hard = self.fence.as_ref().map(Fence::deadline);
+        self.child.stop(sig, now, hard, out);
+    }
+
+    fn start_reconnect(&mut self, why: &Error, now: Duration, out: &mut Vec<Action>) {
+        if self.reconnect == Reconnect::InFlight || self.lease.is_none() {
+            return;
+        }
+        if let Some(f) = self.fence.as_mut() {
+            f.stream_lost();
+        }
+        Self::log(
+            out,
+            Level::Debug,
+            format!("connection trouble ({why}); failing over"),
+        );
+        out.push(Action::Unwatch(OWN));
+        out.push(Action::Unwatch(PRED));
+        out.push(Action::KeepAliveClose);
+        let budget = self
+            .fence
+            .as_ref()
+            .map_or(Duration::from_secs(1), |f| f.stop_at().saturating_sub(now));
+        self.reconnect = Reconnect::InFlight;
+        out.push(Action::Reconnect {
+            budget: budget.max(Duration::from_millis(100)),
+        });
+    }
+
+    fn on_reconnected(&mut self, r: Result<(), Error>, now: Duration, out: &mut Vec<Action>) {
+        let Some(lease) = self.lease else { return };
+        match r {
+            Ok(()) => {
+                self.reconnect = Reconnect::Idle;
+                Self::log(
+                    out,
+                    Level::Debug,
+                    "reconnected; re-checking the hold".into(),
+                );
+                out.push(Action::KeepAliveOpen(lease));
+                if let Some(f) = self.fence.as_mut() {
+                    f.sent(now);
+                }
+                out.push(Action::KeepAliveSend);
+                if !self.leader {
+                    self.state = State::ExpectOffice;
+                }
+                out.push(Action::Range(OFFICE, self.office()));
+            }
+            Err(e) => {
+                Self::log(out, Level::Debug, format!("failover failed: {e}"));
+                self.reconnect = Reconnect::RetryAt(now + RETRY);
+            }
+        }
+    }
+
+    fn on_watch(
+        &mut self,
+        tag: Tag,
+        r: Result<WatchEvent, Error>,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        if self.lease.is_none() || self.reconnect == Reconnect::InFlight {
+            return;
+        }
+        match r {
+            Err(e) => self.start_reconnect(&e, now, out),
+            Ok(WatchEvent::Events { events, .. }) => {
+                let deleted = events.iter().any(|e| e.kind == EventKind::Delete);
+                if !deleted {
+                    return;
+                }
+                if tag == OWN {
+                    self.on_lost(Gone("own candidate key was deleted".into()), now, out);
+                } else if tag == PRED && self.state == State::ExpectTurn {
+                    self.state = State::ExpectOffice;
+                    out.push(Action::Range(OFFICE, self.office()));
+                }
+            }
+            Ok(WatchEvent::Progress { .. }) => {}
+            Ok(WatchEvent::Compacted { .. }) => {
+                if !self.leader {
+                    self.state = State::ExpectOffice;
+                }
+                out.push(Action::Range(OFFICE, self.office()));
+            }
+            Ok(WatchEvent::Canceled { reason }) => {
+                let e = Error::new(
+                    ErrorKind::Unavailable,
+                    "watch",
+                    format!("canceled: {reason}"),
+                );
+                self.start_reconnect(&e, now, out);
+            }
+        }
+    }
+
+    /// Everything that depends on time alone; runs after every input.
+    fn on_time(&mut self, now: Duration, out: &mut Vec<Action>) {
+        if matches!(self.state, State::ExpectRevoke { .. } | State::Done) {
+            return;
+        }
+        if let (Some(f), false) = (self.fence.as_mut(), self.lost) {
+            if let Some(why) = f.expired_reason(now) {
+                self.on_lost(why, now, out);
+            } else if self.reconnect == Reconnect::Idle && f.send_due(now) {
+                f.sent(now);
+                out.push(Action::KeepAliveSend);
+            }
+        }
+        if matches!(self.state, State::ExpectRevoke { .. } | State::Done) {
+            return;
+        }
+        self.child.on_time(now, out);
+        if let Reconnect::RetryAt(at) = self.reconnect {
+            if now >= at && !self.lost {
+                self.reconnect = Reconnect::Idle;
+                let e = Error::new(ErrorKind::Unavailable, "reconnect", "retrying");
+                self.start_reconnect(&e, now, out);
+            }
+        }
+        if self.waiting() && self.timeout_at.is_some_and(|t| now >= t) {
+            Self::log(out, Level::Info, "not acquired: --timeout ran out".into());
+            self.resign(Then::Exit(crate::cli::EXIT_NOT_ACQUIRED), out);
+            return;
+        }
+        match self.state {
+            State::ExpectRestart { at } if now >= at && !self.lost => {
+                Self::log(
+                    out,
+                    Level::Info,
+                    format!("restarting child rev={}", self.rev),
+                );
+                self.start_child(now, out);
+            }
+            State::ExpectRetry { at, what } if now >= at => match what {
+                Retry::Grant => self.campaign(now, out),
+                Retry::Campaign => {
+                    self.state = State::ExpectCampaign;
+                    let lease = self.lease.unwrap_or_default();
+                    out.push(Action::Txn(CAMPAIGN, self.campaign_txn(lease, now)));
+                }
+                Retry::Office => {
+                    self.state = State::ExpectOffice;
+                    out.push(Action::Range(OFFICE, self.office()));
+                }
+            },
+            _ => {}
+        }
+    }
+}
+
+fn describe(s: crate::core::ChildStatus) -> String {
+    match s {
+        crate::core::ChildStatus::Exited(c) => format!("exit {c}"),
+        crate::core::ChildStatus::Signaled(sig) => format!("signal {sig}"),
+    }
+}
+
+impl Machine for Elect {
+    fn step(&mut self, input: Input, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        match input {
+            Input::Start => {
+                if let Wait::Timeout(d) = self.cfg.wait {
+                    self.timeout_at = Some(now + d);
+                }
+                self.campaign(now, &mut out);
+            }
+            Input::Granted(r) => self.on_granted(r, now, &mut out),
+            Input::Txn(CAMPAIGN, r) if self.state == State::ExpectCampaign => match r {
+                Ok(t) => {
+                    let office = if t.succeeded { t.range(1) } else { t.range(0) };
+                    match office {
+                        Some(o) => {
+                            let o = o.clone();
+                            self.on_office(&o, now, &mut out);
+                        }
+                        None => {
+                            let e = Error::new(
+                                ErrorKind::Other,
+                                "txn",
+                                "campaign answer without the office read",
+                            );
+                            self.on_request_error(e, Retry::Campaign, now, &mut out);
+                        }
+                    }
+                }
+                Err(e) => self.on_request_error(e, Retry::Campaign, now, &mut out),
+            },
+            Input::Range(OFFICE, r) => match r {
+                Ok(o) if self.state == State::ExpectOffice || self.leader => {
+                    self.on_office(&o, now, &mut out)
+                }
+                Ok(_) => {}
+                Err(e) if self.state == State::ExpectOffice => {
+                    self.on_request_error(e, Retry::Office, now, &mut out)
+                }
+                // A holder's re-check failed: the stream recovery will retry.
+                Err(e) => self.start_reconnect(&e, now, &mut out),
+            },
+            Input::Revoked(r) => {
+                if let State::ExpectRevoke { then } = self.state {
+                    match r {
+                        Ok(()) if self.leader => {
+                            Self::log(&mut out, Level::Info, "resigned".into())
+                        }
+                        Ok(()) => Self::log(&mut out, Level::Debug, "withdrew".into()),
+                        Err(e) => Self::log(
+                            &mut out,
+                            Level::Info,
+                            format!("revoke failed ({e}); the lease expires within its TTL"),
+                        ),
+                    }
+                    self.then(then, now, &mut out);
+                }
+            }
+            Input::Watch(tag, r) => self.on_watch(tag, r, now, &mut out),
+            Input::KeepAlive(r) => match r {
+                Ok(a) => {
+                    if let (Some(f), false) = (self.fence.as_mut(), self.lost) {
+                        if let Err(why) = f.answered(a.sent_at, a.ttl) {
+                            self.on_lost(why, now, &mut out);
+                        }
+                    }
+                }
+                Err(e) => self.start_reconnect(&e, now, &mut out),
+            },
+            Input::Reconnected(r) => self.on_reconnected(r, now, &mut out),
+            Input::Spawned(_) => self.child.spawned(now),
+            Input::SpawnFailed(code, why) => {
+                Self::log(&mut out, Level::Error, why);
+                let ended = self.child.spawn_failed(code);
+                self.on_child_ended(ended, now, &mut out);
+            }
+            Input::ChildExited(status) => self.child.exited(status, now, &mut out),
+            Input::ChildrenGone => {
+                if let Some(ended) = self.child.gone() {
+                    self.on_child_ended(ended, now, &mut out);
+                }
+            }
+            Input::Signal(sig) => self.on_signal(sig, now, &mut out),
+            Input::Timer | Input::Txn(..) | Input::Range(..) => {}
+        }
+        self.on_time(now, &mut out);
+        out
+    }
+
+    fn deadline(&self) -> Option<Duration> {
+        if matches!(self.state, State::ExpectRevoke { .. } | State::Done) {
+            return None;
+        }
+        let mut d: Vec<Duration> = Vec::new();
+        if let (Some(f), false) = (self.fence.as_ref(), self.lost) {
+            d.push(f.next_wake(self.reconnect == Reconnect::Idle));
+        }
+        d.extend(self.child.deadline());
+        if let Reconnect::RetryAt(at) = self.reconnect {
+            d.push(at);
+        }
+        if self.waiting() {
+            d.extend(self.timeout_at);
+        }
+        match self.state {
+            State::ExpectRestart { at } | State::ExpectRetry { at, .. } => d.push(at),
+            _ => {}
+        }
+        d.into_iter().min()
+    }
+}
+
+#[cfg(test)]
+#[path = "elect_tests.rs"]
+mod tests;

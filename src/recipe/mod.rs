@@ -1,0 +1,3 @@
+//! The recipes, one sans-IO machine per file.
+
+pub mod elect;

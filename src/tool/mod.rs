@@ -1,0 +1,37 @@
+//! What each command does end to end: connect, then run a recipe machine
+//! through the driver, or read and print.
+
+pub mod elect;
+
+use crate::cli::Global;
+use crate::etcd::{Client, ClientConfig};
+
+/// Connects as `global` says; on failure prints one line and returns the
+/// exit code (69: nothing was started).
+pub fn connect(global: &Global) -> Result<Client, i32> {
+    let mut cfg = ClientConfig::new(global.endpoints.clone());
+    cfg.dial_timeout = global.dial_timeout;
+    cfg.user = global.user.clone();
+    cfg.password = global.password.clone();
+    Client::connect(cfg).map_err(|e| {
+        eprintln!("conch: etcd unavailable: {}", e.detail);
+        crate::cli::EXIT_UNAVAILABLE
+    })
+}
+
+/// This host's name, for holder records.
+pub fn host_name() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .to_string()
+}
+
+/// Unix milliseconds minus BOOTTIME milliseconds: machines turn their
+/// clock-free instants into wall time with it.
+pub fn wall_offset_ms() -> i64 {
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    wall - crate::core::clock::now().as_millis() as i64
+}
