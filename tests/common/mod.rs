@@ -198,3 +198,57 @@ pub fn etcdctl(args: &[&str]) -> std::process::Output {
         .output()
         .expect("etcdctl on $PATH (apt-get install etcd-client)")
 }
+
+/// A `conch` command against the shared etcd, under `prefix`, with a
+/// clean environment as far as conch's own variables go.
+pub fn conch(prefix: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_conch"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CONCH_") || k.starts_with("ETCDCTL_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("CONCH_ENDPOINTS", &etcd().endpoint)
+        .env("CONCH_PREFIX", prefix);
+    c
+}
+
+/// Reads a file the child writes, or "" while it does not exist.
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// True while a process with this pid exists (zombies count as gone).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Wall-clock nanoseconds, comparable with `date +%s%N` in a child.
+pub fn wall_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// Waits for a child process with a deadline; kills it and panics on
+/// timeout so that no test hangs.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return st;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process {} still running after {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
