@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{alive, client, conch, read, scratch_dir, unique_prefix, wait_exit, wait_for, wall_ns};
+use common::{
+    alive, client, conch, read, scratch_dir, unique_prefix, wait_exit, wait_for, wall_ns,
+};
 use conch::etcd::Range;
 
 const LONG: Duration = Duration::from_secs(20);
@@ -23,7 +25,10 @@ fn candidates(prefix: &str, name: &str) -> i64 {
 
 fn elect(prefix: &str, name: &str, extra: &[&str], script: &str) -> Command {
     let mut c = conch(prefix);
-    c.arg("elect").arg(name).args(extra).args(["--", "sh", "-c", script]);
+    c.arg("elect")
+        .arg(name)
+        .args(extra)
+        .args(["--", "sh", "-c", script]);
     c
 }
 
@@ -53,7 +58,9 @@ fn single_candidate_runs_the_child_with_its_environment_and_exit_code() {
     assert_eq!(get("CONCH_NAME"), "office");
     let lease = get("CONCH_LEASE");
     assert_eq!(lease.len(), 16);
-    assert!(lease.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert!(lease
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     assert_eq!(get("CONCH_KEY"), format!("{p}/v1/elect/office/{lease}"));
     assert!(get("CONCH_REV").parse::<i64>().expect("decimal") > 0);
     assert_eq!(candidates(&p, "office"), 0, "resigned: the key is gone");
@@ -73,7 +80,9 @@ fn handover_on_clean_exit_is_under_a_second() {
     wait_for("first leader", LONG, || candidates(&p, "o") == 1);
     let second = format!("date +%s%N > {}", start.display());
     let mut b = spawn(elect(&p, "o", &["--ttl", "10s"], &second));
-    wait_for("second candidate waiting", LONG, || candidates(&p, "o") == 2);
+    wait_for("second candidate waiting", LONG, || {
+        candidates(&p, "o") == 2
+    });
     touch(&go);
     assert_eq!(wait_exit(&mut a, LONG).code(), Some(0));
     assert_eq!(wait_exit(&mut b, LONG).code(), Some(0));
@@ -85,10 +94,16 @@ fn handover_on_clean_exit_is_under_a_second() {
 #[test]
 fn who_on_a_vacant_office_exits_1_with_empty_stdout() {
     let p = unique_prefix("vacant");
-    let o = conch(&p).args(["elect", "nobody", "--who"]).output().expect("run");
+    let o = conch(&p)
+        .args(["elect", "nobody", "--who"])
+        .output()
+        .expect("run");
     assert_eq!(o.status.code(), Some(1));
     assert!(o.stdout.is_empty());
-    let o = conch(&p).args(["elect", "nobody", "--who", "--json"]).output().expect("run");
+    let o = conch(&p)
+        .args(["elect", "nobody", "--who", "--json"])
+        .output()
+        .expect("run");
     assert_eq!(o.status.code(), Some(1));
     assert!(o.stdout.is_empty());
 }
@@ -106,14 +121,20 @@ fn who_while_held_names_the_holder_pid_and_rev() {
     let mut a = spawn(elect(&p, "o", &[], &script));
     wait_for("rev file", LONG, || !read(&rev).is_empty());
     let rev = read(&rev).trim().to_string();
-    let o = conch(&p).args(["elect", "o", "--who"]).output().expect("run");
+    let o = conch(&p)
+        .args(["elect", "o", "--who"])
+        .output()
+        .expect("run");
     let line = String::from_utf8_lossy(&o.stdout).to_string();
     assert_eq!(o.status.code(), Some(0), "{line}");
     assert!(line.starts_with("o  leader="), "{line}");
     assert!(line.contains(&format!("pid={} ", a.id())), "{line}");
     assert!(line.contains(&format!("rev={rev} ")), "{line}");
     assert!(line.contains("cmd=sh -c"), "{line}");
-    let o = conch(&p).args(["elect", "o", "--who", "--json"]).output().expect("run");
+    let o = conch(&p)
+        .args(["elect", "o", "--who", "--json"])
+        .output()
+        .expect("run");
     let json = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(json.contains(&format!("\"pid\":{}", a.id())), "{json}");
     assert!(json.contains(&format!("\"rev\":{rev}")), "{json}");
@@ -137,7 +158,9 @@ fn nonblock_while_held_exits_75_fast_and_leaves_no_key() {
     let p = unique_prefix("nonblock");
     let (mut a, go) = hold(&p, "nonblock");
     let t = Instant::now();
-    let st = elect(&p, "o", &["--nonblock"], "exit 0").status().expect("run");
+    let st = elect(&p, "o", &["--nonblock"], "exit 0")
+        .status()
+        .expect("run");
     let took = t.elapsed();
     assert_eq!(st.code(), Some(75));
     assert!(took < Duration::from_millis(500), "took {took:?}");
@@ -151,10 +174,15 @@ fn timeout_while_held_exits_75_after_the_timeout_and_leaves_no_key() {
     let p = unique_prefix("timeout");
     let (mut a, go) = hold(&p, "timeout");
     let t = Instant::now();
-    let st = elect(&p, "o", &["--timeout", "1s"], "exit 0").status().expect("run");
+    let st = elect(&p, "o", &["--timeout", "1s"], "exit 0")
+        .status()
+        .expect("run");
     let took = t.elapsed();
     assert_eq!(st.code(), Some(75));
-    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(2), "took {took:?}");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(2),
+        "took {took:?}"
+    );
     assert_eq!(candidates(&p, "o"), 1);
     touch(&go);
     wait_exit(&mut a, LONG);
@@ -177,8 +205,15 @@ fn stubborn_script(d: &Path) -> String {
 fn revoked_lease_stops_the_child_term_then_kill_and_exits_70() {
     let p = unique_prefix("revoke");
     let d = scratch_dir("revoke");
-    let mut a = spawn(elect(&p, "o", &["--ttl", "6s", "--kill-after", "1s"], &stubborn_script(&d)));
-    wait_for("child started", LONG, || !read(&d.join("lease")).is_empty() && !read(&d.join("grandchild")).is_empty());
+    let mut a = spawn(elect(
+        &p,
+        "o",
+        &["--ttl", "6s", "--kill-after", "1s"],
+        &stubborn_script(&d),
+    ));
+    wait_for("child started", LONG, || {
+        !read(&d.join("lease")).is_empty() && !read(&d.join("grandchild")).is_empty()
+    });
     let grandchild: u32 = read(&d.join("grandchild")).trim().parse().expect("pid");
     assert!(alive(grandchild));
     let lease = read(&d.join("lease")).trim().to_string();
@@ -188,10 +223,19 @@ fn revoked_lease_stops_the_child_term_then_kill_and_exits_70() {
     let st = wait_exit(&mut a, LONG);
     let took = t.elapsed();
     assert_eq!(st.code(), Some(70));
-    assert!(read(&d.join("signals")).contains("TERM"), "the child got SIGTERM first");
-    assert!(took >= Duration::from_secs(1), "SIGKILL only after --kill-after: {took:?}");
+    assert!(
+        read(&d.join("signals")).contains("TERM"),
+        "the child got SIGTERM first"
+    );
+    assert!(
+        took >= Duration::from_secs(1),
+        "SIGKILL only after --kill-after: {took:?}"
+    );
     assert!(took < Duration::from_secs(5), "took {took:?}");
-    assert!(!alive(grandchild), "the grandchild in its own session is gone too");
+    assert!(
+        !alive(grandchild),
+        "the grandchild in its own session is gone too"
+    );
 }
 
 #[test]
@@ -243,8 +287,15 @@ fn sigterm_to_a_wrapper_whose_child_dies_of_it_exits_143() {
 fn sigkilled_wrapper_takes_its_tree_with_it_and_the_lease_expires() {
     let p = unique_prefix("sigkill");
     let d = scratch_dir("sigkill");
-    let mut a = spawn(elect(&p, "o", &["--ttl", "3s", "--kill-after", "1s"], &stubborn_script(&d)));
-    wait_for("child started", LONG, || !read(&d.join("grandchild")).is_empty());
+    let mut a = spawn(elect(
+        &p,
+        "o",
+        &["--ttl", "3s", "--kill-after", "1s"],
+        &stubborn_script(&d),
+    ));
+    wait_for("child started", LONG, || {
+        !read(&d.join("grandchild")).is_empty()
+    });
     let grandchild: u32 = read(&d.join("grandchild")).trim().parse().expect("pid");
     let second = format!("date +%s%N > {}", d.join("second").display());
     let mut b = spawn(elect(&p, "o", &["--ttl", "3s"], &second));
@@ -252,13 +303,18 @@ fn sigkilled_wrapper_takes_its_tree_with_it_and_the_lease_expires() {
     let killed = wall_ns();
     a.kill().expect("SIGKILL");
     let _ = a.wait();
-    wait_for("grandchild gone", Duration::from_secs(1), || !alive(grandchild));
+    wait_for("grandchild gone", Duration::from_secs(1), || {
+        !alive(grandchild)
+    });
     assert_eq!(wait_exit(&mut b, LONG).code(), Some(0));
     let started: u128 = read(&d.join("second")).trim().parse().expect("ts");
     let gap = Duration::from_nanos((started - killed) as u64);
     // Promoted when the old lease expired, not before: the lease was last
     // renewed at most (TTL − kill-after)/3 ≈ 0.67 s before the kill.
-    assert!(gap >= Duration::from_millis(2000), "promoted after only {gap:?}");
+    assert!(
+        gap >= Duration::from_millis(2000),
+        "promoted after only {gap:?}"
+    );
     assert!(gap < Duration::from_secs(8), "promoted after {gap:?}");
 }
 
@@ -268,9 +324,15 @@ fn successive_leaders_see_strictly_increasing_revs() {
     let d = scratch_dir("revs");
     let script = format!("echo $CONCH_REV >> {}", d.join("revs").display());
     for _ in 0..5 {
-        assert!(elect(&p, "o", &[], &script).status().expect("run").success());
+        assert!(elect(&p, "o", &[], &script)
+            .status()
+            .expect("run")
+            .success());
     }
-    let revs: Vec<i64> = read(&d.join("revs")).lines().map(|l| l.parse().expect("rev")).collect();
+    let revs: Vec<i64> = read(&d.join("revs"))
+        .lines()
+        .map(|l| l.parse().expect("rev"))
+        .collect();
     assert_eq!(revs.len(), 5);
     assert!(revs.windows(2).all(|w| w[0] < w[1]), "{revs:?}");
 }
@@ -280,7 +342,16 @@ fn unreachable_etcd_exits_69_naming_the_endpoints() {
     let dead = format!("127.0.0.1:{}", common::free_port());
     let t = Instant::now();
     let o = Command::new(env!("CARGO_BIN_EXE_conch"))
-        .args(["--endpoints", &dead, "--dial-timeout", "300ms", "elect", "o", "--", "true"])
+        .args([
+            "--endpoints",
+            &dead,
+            "--dial-timeout",
+            "300ms",
+            "elect",
+            "o",
+            "--",
+            "true",
+        ])
         .output()
         .expect("run");
     assert_eq!(o.status.code(), Some(69));

@@ -36,7 +36,9 @@ fn holder_and_waiter_survive_an_etcd_restart_while_their_leases_live() {
             go = go.display()
         ),
     );
-    wait_for("a holds", Duration::from_secs(10), || !read(&d.join("a")).is_empty());
+    wait_for("a holds", Duration::from_secs(10), || {
+        !read(&d.join("a")).is_empty()
+    });
     let mut b = run("b", format!("echo $CONCH_REV > {}/b", d.display()));
     // b's campaign is visible as a second candidate key.
     let c = conch::etcd::Client::connect(conch::etcd::ClientConfig::new(vec![endpoint.clone()]))
@@ -60,13 +62,34 @@ fn holder_and_waiter_survive_an_etcd_restart_while_their_leases_live() {
             read(&d.join(format!("{w}.err"))).contains("reconnected")
         });
     }
-    assert!(a.try_wait().expect("a").is_none(), "holder exited: {}", read(&d.join("a.err")));
-    assert!(b.try_wait().expect("b").is_none(), "waiter exited: {}", read(&d.join("b.err")));
-    assert!(read(&d.join("b")).is_empty(), "no second leader while a holds");
+    assert!(
+        a.try_wait().expect("a").is_none(),
+        "holder exited: {}",
+        read(&d.join("a.err"))
+    );
+    assert!(
+        b.try_wait().expect("b").is_none(),
+        "waiter exited: {}",
+        read(&d.join("b.err"))
+    );
+    assert!(
+        read(&d.join("b")).is_empty(),
+        "no second leader while a holds"
+    );
 
     std::fs::write(&go, "").expect("go");
-    assert_eq!(wait_exit(&mut a, Duration::from_secs(10)).code(), Some(0), "{}", read(&d.join("a.err")));
-    assert_eq!(wait_exit(&mut b, Duration::from_secs(10)).code(), Some(0), "{}", read(&d.join("b.err")));
+    assert_eq!(
+        wait_exit(&mut a, Duration::from_secs(10)).code(),
+        Some(0),
+        "{}",
+        read(&d.join("a.err"))
+    );
+    assert_eq!(
+        wait_exit(&mut b, Duration::from_secs(10)).code(),
+        Some(0),
+        "{}",
+        read(&d.join("b.err"))
+    );
     let rev = |f: &str| read(&d.join(f)).trim().parse::<i64>().expect("rev");
     assert!(rev("b") > rev("a"));
     let _ = etcd.kill();

@@ -25,7 +25,15 @@ fn service(p: &str, body: &str, d: &Path) -> Child {
         d = d.display()
     );
     conch(p)
-        .args(["elect", "svc", "--restart", "--ttl", "6s", "--kill-after", "1s"])
+        .args([
+            "elect",
+            "svc",
+            "--restart",
+            "--ttl",
+            "6s",
+            "--kill-after",
+            "1s",
+        ])
         .args(["--", "sh", "-c", &script])
         .stdout(Stdio::null())
         .spawn()
@@ -49,7 +57,9 @@ fn failing_child_is_restarted_with_doubling_delays() {
     let p = unique_prefix("backoff");
     let d = scratch_dir("backoff");
     let svc = service(&p, "exit 1", &d);
-    wait_for("four starts", Duration::from_secs(20), || starts(&d).len() >= 4);
+    wait_for("four starts", Duration::from_secs(20), || {
+        starts(&d).len() >= 4
+    });
     stop(svc);
     let s = starts(&d);
     let g = gaps(&s[..4]);
@@ -60,7 +70,10 @@ fn failing_child_is_restarted_with_doubling_delays() {
             "gaps {g:?}: {gap} is not {base}s ±10%"
         );
     }
-    assert!(s.iter().all(|(_, r)| *r == s[0].1), "leadership kept: {s:?}");
+    assert!(
+        s.iter().all(|(_, r)| *r == s[0].1),
+        "leadership kept: {s:?}"
+    );
 }
 
 #[test]
@@ -74,14 +87,19 @@ fn a_child_that_ran_60s_resets_the_delay_to_1s() {
         d = d.display()
     );
     let svc = service(&p, &body, &d);
-    wait_for("five starts", Duration::from_secs(90), || starts(&d).len() >= 5);
+    wait_for("five starts", Duration::from_secs(90), || {
+        starts(&d).len() >= 5
+    });
     stop(svc);
     let g = gaps(&starts(&d)[..5]);
     assert!(g[0] < 1.6 && g[1] > 1.7 && g[1] < 2.7, "{g:?}");
     // The third run lasted 61 s; the delay after it is back to 1 s (not 4 s),
     // and the one after that doubles again.
     let after_stable = g[2] - 61.0;
-    assert!((0.9..=1.6).contains(&after_stable), "delay after a stable run: {g:?}");
+    assert!(
+        (0.9..=1.6).contains(&after_stable),
+        "delay after a stable run: {g:?}"
+    );
     assert!((1.8..=2.7).contains(&g[3]), "{g:?}");
 }
 

@@ -332,6 +332,8 @@ impl Elect {
 
     fn become_leader(&mut self, now: Duration, out: &mut Vec<Action>) {
         self.leader = true;
+        // `--timeout` limits the wait for office, not a `--restart` re-campaign.
+        self.timeout_at = None;
         out.push(Action::Unwatch(PRED));
         Self::log(
             out,
@@ -433,7 +435,8 @@ impl Elect {
             Some(Stop::Lost) if self.cfg.restart => self.resign(Then::Campaign, out),
             Some(Stop::Lost) => self.resign(Then::Exit(crate::cli::EXIT_LOST), out),
             Some(Stop::Signal(_)) => self.resign(Then::Exit(code), out),
-            None if self.cfg.restart && !self.lost => {
+            None if self.cfg.restart && self.lost => self.resign(Then::Campaign, out),
+            None if self.cfg.restart => {
                 let delay = self.backoff.next_delay(ended.ran);
                 Self::log(
                     out,
@@ -462,6 +465,14 @@ impl Elect {
             if self.child.is_running() {
                 out.push(Action::SignalChild(sig));
             }
+            return;
+        }
+        if let State::ExpectRevoke {
+            then: then @ Then::Campaign,
+        } = &mut self.state
+        {
+            // Only a signal ends a `--restart` wrapper: do not campaign again.
+            *then = Then::Exit(128 + sig);
             return;
         }
         if matches!(self.state, State::ExpectRevoke { .. } | State::Done) {

@@ -1,1 +1,554 @@
+//! The elect machine driven by hand-written event sequences on a virtual
+//! clock. Log actions are filtered out: the assertions are on what is done.
 
+use super::*;
+use crate::core::ChildStatus;
+use crate::etcd::{Event, KeepAliveAnswer, KeyValue, Lease, OpResult, TxnResult};
+use crate::record::Holder;
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+const MS: fn(u64) -> Duration = Duration::from_millis;
+const L1: i64 = 0x694d_0001;
+const L2: i64 = 0x694d_0002;
+const L3: i64 = 0x694d_0003;
+const L4: i64 = 0x694d_0004;
+
+fn cfg() -> Config {
+    Config {
+        name: "office".into(),
+        schema: Schema::new("/conch"),
+        ttl: S(10),
+        kill_after: S(3),
+        wait: Wait::Forever,
+        restart: false,
+        argv: vec!["svc".into(), "--port=1".into()],
+        host: "h1".into(),
+        pid: 42,
+        wall_offset_ms: 1_700_000_000_000,
+        seed: 7,
+    }
+}
+
+fn key(lease: i64) -> String {
+    Schema::new("/conch").elect_key("office", lease)
+}
+
+fn office_range() -> Range {
+    Range::prefix(Schema::new("/conch").elect_dir("office")).by_create()
+}
+
+/// The office as etcd would list it: (lease, create_revision) per candidate.
+fn office(revision: i64, cands: &[(i64, i64)]) -> RangeResult {
+    let kvs: Vec<KeyValue> = cands
+        .iter()
+        .map(|&(lease, create)| KeyValue {
+            key: key(lease).into_bytes(),
+            create_revision: create,
+            mod_revision: create,
+            version: 1,
+            lease,
+            ..KeyValue::default()
+        })
+        .collect();
+    RangeResult {
+        revision,
+        count: kvs.len() as i64,
+        kvs,
+    }
+}
+
+/// A campaign txn whose create succeeded; both branches end with the read.
+fn won(revision: i64, cands: &[(i64, i64)]) -> Input {
+    Input::Txn(
+        CAMPAIGN,
+        Ok(TxnResult {
+            revision,
+            succeeded: true,
+            results: vec![OpResult::Put, OpResult::Range(office(revision, cands))],
+        }),
+    )
+}
+
+/// A delete of the key of `lease` seen on the watch `tag`.
+fn deleted_on(tag: Tag, lease: i64, revision: i64) -> Input {
+    let kv = KeyValue {
+        key: key(lease).into_bytes(),
+        mod_revision: revision,
+        ..KeyValue::default()
+    };
+    let events = vec![Event {
+        kind: EventKind::Delete,
+        kv,
+        prev: None,
+    }];
+    Input::Watch(tag, Ok(WatchEvent::Events { revision, events }))
+}
+
+fn deleted(lease: i64, revision: i64) -> Input {
+    deleted_on(PRED, lease, revision)
+}
+
+fn own_deleted(lease: i64) -> Input {
+    deleted_on(OWN, lease, 1000)
+}
+
+fn ka(sent_at: Duration, ttl: i64) -> Input {
+    Input::KeepAlive(Ok(KeepAliveAnswer { ttl, sent_at }))
+}
+
+fn watch(k: &str, from: i64) -> WatchSpec {
+    WatchSpec::key(k).from_revision(from).deletes_only()
+}
+
+fn env_of(acts: &[Action]) -> Vec<(String, String)> {
+    match acts.iter().find(|a| matches!(a, Action::Spawn(_))) {
+        Some(Action::Spawn(spec)) => spec.env.clone(),
+        _ => panic!("no Spawn in {acts:?}"),
+    }
+}
+
+fn rev_of(acts: &[Action]) -> i64 {
+    let env = env_of(acts);
+    let rev = env.iter().find(|(k, _)| k == "CONCH_REV").expect("rev");
+    rev.1.parse().expect("decimal")
+}
+
+fn resign(lease: i64) -> Vec<Action> {
+    vec![
+        Action::Unwatch(OWN),
+        Action::Unwatch(PRED),
+        Action::KeepAliveClose,
+        Action::Revoke(lease),
+    ]
+}
+
+struct Harness {
+    m: Elect,
+    now: Duration,
+}
+
+impl Harness {
+    fn new(cfg: Config) -> Harness {
+        Harness {
+            m: Elect::new(cfg),
+            now: Duration::ZERO,
+        }
+    }
+
+    /// One input at `now`; the actions without the log lines.
+    fn step(&mut self, input: Input, now: Duration) -> Vec<Action> {
+        assert!(now >= self.now, "the clock never goes back");
+        self.now = now;
+        let mut acts = self.m.step(input, now);
+        acts.retain(|a| !matches!(a, Action::Log(..)));
+        acts
+    }
+
+    fn timer(&mut self, now: Duration) -> Vec<Action> {
+        self.step(Input::Timer, now)
+    }
+
+    fn deadline(&self) -> Option<Duration> {
+        self.m.deadline()
+    }
+
+    /// Start and grant `lease` at t=0, then answer the campaign with the
+    /// office `cands` at `now`: the campaign answer's actions.
+    fn campaign(&mut self, lease: i64, cands: &[(i64, i64)], now: Duration) -> Vec<Action> {
+        let ttl = self.m.cfg.ttl.as_secs() as i64;
+        assert_eq!(self.step(Input::Start, self.now), [Action::Grant { ttl }]);
+        let acts = self.step(Input::Granted(Ok(Lease { id: lease, ttl })), self.now);
+        assert_eq!(acts[0], Action::KeepAliveOpen(lease));
+        let top = cands.iter().map(|c| c.1).max().unwrap_or(1);
+        self.step(won(top, cands), now)
+    }
+
+    /// Elected alone with create revision `rev` at t=0, child confirmed.
+    fn leader(&mut self, lease: i64, rev: i64) -> Vec<Action> {
+        let acts = self.campaign(lease, &[(lease, rev)], self.now);
+        assert_eq!(rev_of(&acts), rev);
+        self.step(Input::Spawned(100), self.now);
+        acts
+    }
+}
+
+#[test]
+fn single_candidate_runs_the_child_and_exits_with_its_status() {
+    let mut h = Harness::new(cfg());
+    assert_eq!(h.step(Input::Start, S(0)), [Action::Grant { ttl: 10 }]);
+    let acts = h.step(Input::Granted(Ok(Lease { id: L1, ttl: 10 })), MS(5));
+    let [Action::KeepAliveOpen(L1), Action::Txn(CAMPAIGN, txn)] = &acts[..] else {
+        panic!("{acts:?}");
+    };
+    assert_eq!(txn.compare, [Compare::absent(key(L1))]);
+    let Op::Put {
+        key: k,
+        value,
+        lease,
+    } = &txn.success[0]
+    else {
+        panic!("{txn:?}");
+    };
+    assert_eq!((k.as_slice(), *lease), (key(L1).as_bytes(), L1));
+    let holder = Holder::from_json(value).expect("holder json");
+    assert_eq!((holder.host.as_deref(), holder.pid), (Some("h1"), Some(42)));
+    assert_eq!(holder.argv, ["svc", "--port=1"]);
+    assert_eq!(txn.success[1..], [Op::Get(office_range())]);
+    assert_eq!(txn.failure, [Op::Get(office_range())]);
+
+    let acts = h.step(won(17, &[(L1, 17)]), MS(10));
+    assert_eq!(acts[0], Action::Watch(OWN, watch(&key(L1), 18)));
+    assert!(!acts.iter().any(|a| matches!(a, Action::Watch(PRED, _))));
+    let Some(Action::Spawn(spec)) = acts.last() else {
+        panic!("{acts:?}");
+    };
+    assert_eq!(spec.argv, cfg().argv);
+    let env = [
+        ("CONCH_NAME", "office".to_string()),
+        ("CONCH_KEY", key(L1)),
+        ("CONCH_LEASE", "00000000694d0001".to_string()),
+        ("CONCH_REV", "17".to_string()),
+    ];
+    let env: Vec<_> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    assert_eq!(spec.env, env);
+    assert!(h.step(Input::Spawned(100), MS(20)).is_empty());
+
+    // The rest of the tree is asked to go before the hold is released.
+    let acts = h.step(Input::ChildExited(ChildStatus::Exited(3)), S(1));
+    assert_eq!(acts, [Action::SignalChild(15)]);
+    assert_eq!(h.step(Input::ChildrenGone, S(1)), resign(L1));
+    assert_eq!(h.deadline(), None);
+    assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(3)]);
+}
+
+#[test]
+fn a_waiter_watches_only_its_immediate_predecessor_until_it_leads() {
+    let mut h = Harness::new(cfg());
+    let cands = [(L1, 10), (L2, 20), (L3, 30), (L4, 40)];
+    let acts = h.campaign(L3, &cands, MS(10));
+    assert_eq!(
+        acts,
+        [
+            Action::Watch(OWN, watch(&key(L3), 41)),
+            Action::Watch(PRED, watch(&key(L2), 41)),
+        ]
+    );
+    // The predecessor left: re-read, one is still ahead.
+    let acts = h.step(deleted(L2, 45), S(1));
+    assert_eq!(acts, [Action::Range(OFFICE, office_range())]);
+    let cands = [(L1, 10), (L3, 30), (L4, 40)];
+    let acts = h.step(Input::Range(OFFICE, Ok(office(45, &cands))), S(1));
+    assert_eq!(
+        acts,
+        [
+            Action::Watch(OWN, watch(&key(L3), 46)),
+            Action::Watch(PRED, watch(&key(L1), 46)),
+        ]
+    );
+    let acts = h.step(deleted(L1, 50), S(2));
+    assert_eq!(acts, [Action::Range(OFFICE, office_range())]);
+    let cands = [(L3, 30), (L4, 40)];
+    let acts = h.step(Input::Range(OFFICE, Ok(office(50, &cands))), S(2));
+    assert_eq!(
+        acts[..2],
+        [
+            Action::Watch(OWN, watch(&key(L3), 51)),
+            Action::Unwatch(PRED)
+        ]
+    );
+    assert_eq!(rev_of(&acts), 30);
+}
+
+#[test]
+fn own_key_gone_on_a_reread_while_waiting_is_a_loss_exit_70() {
+    let mut h = Harness::new(cfg());
+    h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));
+    h.step(deleted(L1, 30), S(1));
+    let acts = h.step(Input::Range(OFFICE, Ok(office(30, &[]))), S(1));
+    assert_eq!(acts, resign(L2));
+    assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(70)]);
+}
+
+#[test]
+fn ttl_zero_answer_while_waiting_exits_70_after_revoke() {
+    let mut h = Harness::new(cfg());
+    h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));
+    let sent = h.deadline().expect("keep-alive due");
+    assert_eq!(h.timer(sent), [Action::KeepAliveSend]);
+    assert_eq!(h.step(ka(sent, 0), S(3)), resign(L2));
+    assert_eq!(h.step(Input::Revoked(Ok(())), S(3)), [Action::Exit(70)]);
+}
+
+#[test]
+fn own_key_delete_while_holding_stops_the_child_and_exits_70() {
+    let mut h = Harness::new(cfg());
+    h.leader(L1, 5);
+    assert_eq!(h.step(own_deleted(L1), S(1)), [Action::SignalChild(15)]);
+    assert_eq!(h.deadline(), Some(S(4)), "SIGKILL after kill_after");
+    assert!(h.timer(MS(3999)).is_empty());
+    assert_eq!(h.timer(S(4)), [Action::SignalChild(9)]);
+    assert_eq!(h.deadline(), None);
+    assert!(h
+        .step(Input::ChildExited(ChildStatus::Signaled(9)), S(4))
+        .is_empty());
+    assert_eq!(h.step(Input::ChildrenGone, S(4)), resign(L1));
+    assert_eq!(h.step(Input::Revoked(Ok(())), S(4)), [Action::Exit(70)]);
+}
+
+#[test]
+fn ttl_zero_answer_while_holding_stops_the_child_and_exits_70() {
+    let mut h = Harness::new(cfg());
+    h.leader(L1, 5);
+    let sent = h.deadline().expect("keep-alive due");
+    assert_eq!(h.timer(sent), [Action::KeepAliveSend]);
+    assert_eq!(h.step(ka(sent, 0), S(3)), [Action::SignalChild(15)]);
+    assert_eq!(h.deadline(), Some(S(6)));
+    let acts = h.step(Input::ChildExited(ChildStatus::Signaled(15)), S(4));
+    assert_eq!(acts, [Action::SignalChild(15)], "the rest of the tree too");
+    assert_eq!(h.timer(S(6)), [Action::SignalChild(9)]);
+    assert_eq!(h.step(Input::ChildrenGone, S(6)), resign(L1));
+    assert_eq!(h.step(Input::Revoked(Ok(())), S(6)), [Action::Exit(70)]);
+}
+
+#[test]
+fn a_late_loss_cuts_the_grace_to_the_lease_deadline() {
+    let mut h = Harness::new(cfg());
+    h.leader(L1, 5);
+    // Asleep through the renewal and the stop point, woken before expiry.
+    assert_eq!(h.timer(MS(8500)), [Action::SignalChild(15)]);
+    assert_eq!(
+        h.deadline(),
+        Some(S(10)),
+        "not 11.5s: the lease ends at 10s"
+    );
+    assert_eq!(h.timer(S(10)), [Action::SignalChild(9)]);
+}
+
+#[test]
+fn keep_alive_silence_begins_the_stop_at_deadline_minus_kill_after() {
+    let mut h = Harness::new(cfg());
+    h.leader(L1, 5);
+    let interval = S(7) / 3;
+    assert_eq!(h.deadline(), Some(interval));
+    assert!(h.timer(interval - MS(1)).is_empty());
+    assert_eq!(h.timer(interval), [Action::KeepAliveSend]);
+    assert_eq!(h.deadline(), Some(S(7)), "one outstanding: only the stop");
+    assert!(h.timer(interval * 2).is_empty(), "no second keep-alive");
+    assert!(h.timer(MS(6999)).is_empty());
+    assert_eq!(h.timer(S(7)), [Action::SignalChild(15)]);
+    assert_eq!(h.deadline(), Some(S(10)));
+    assert_eq!(h.timer(S(10)), [Action::SignalChild(9)]);
+    assert!(h
+        .step(Input::ChildExited(ChildStatus::Signaled(9)), S(10))
+        .is_empty());
+    assert_eq!(h.step(Input::ChildrenGone, S(10)), resign(L1));
+    assert_eq!(h.step(Input::Revoked(Ok(())), S(10)), [Action::Exit(70)]);
+}
+
+#[test]
+fn keep_alives_follow_the_schedule_from_the_answered_send_time() {
+    let mut h = Harness::new(cfg());
+    h.leader(L1, 5);
+    let interval = S(7) / 3;
+    let mut sent = interval;
+    for _ in 0..5 {
+        assert_eq!(h.timer(sent), [Action::KeepAliveSend]);
+        assert!(h.step(ka(sent, 10), sent + MS(50)).is_empty());
+        assert_eq!(h.deadline(), Some(sent + interval));
+        sent += interval;
+    }
+    // The last answer confirmed the lease until its send time + TTL.
+    assert_eq!(h.timer(sent), [Action::KeepAliveSend]);
+    assert_eq!(h.deadline(), Some(sent - interval + S(7)));
+}
+
+#[test]
+fn waking_up_past_the_deadline_sigkills_at_once() {
+    let mut h = Harness::new(cfg());
+    h.leader(L1, 5);
+    assert_eq!(h.timer(S(11)), [Action::SignalChild(9)]);
+    assert_eq!(h.deadline(), None);
+    assert!(h
+        .step(Input::ChildExited(ChildStatus::Signaled(9)), S(11))
+        .is_empty());
+    assert_eq!(h.step(Input::ChildrenGone, S(11)), resign(L1));
+}
+
+#[test]
+fn a_late_keep_alive_answer_never_cancels_a_stop_that_has_begun() {
+    let mut h = Harness::new(cfg());
+    h.leader(L1, 5);
+    let sent = S(7) / 3;
+    assert_eq!(h.timer(sent), [Action::KeepAliveSend]);
+    assert_eq!(h.timer(S(7)), [Action::SignalChild(15)]);
+    assert!(h.step(ka(sent, 10), MS(7500)).is_empty());
+    assert_eq!(h.deadline(), Some(S(10)));
+    assert_eq!(h.timer(S(10)), [Action::SignalChild(9)]);
+    h.step(Input::ChildExited(ChildStatus::Signaled(9)), S(10));
+    assert_eq!(h.step(Input::ChildrenGone, S(10)), resign(L1));
+    assert_eq!(h.step(Input::Revoked(Ok(())), S(10)), [Action::Exit(70)]);
+}
+
+#[test]
+fn sigterm_while_waiting_withdraws_and_exits_143() {
+    let mut h = Harness::new(cfg());
+    h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));
+    assert_eq!(h.step(Input::Signal(15), S(1)), resign(L2));
+    assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(143)]);
+}
+
+#[test]
+fn sigterm_while_holding_is_forwarded_then_sigkill_after_kill_after() {
+    let mut h = Harness::new(Config {
+        ttl: S(60),
+        ..cfg()
+    });
+    h.leader(L1, 5);
+    assert_eq!(h.step(Input::Signal(15), S(1)), [Action::SignalChild(15)]);
+    assert_eq!(h.deadline(), Some(S(4)));
+    assert!(h.timer(MS(3999)).is_empty());
+    assert_eq!(h.timer(S(4)), [Action::SignalChild(9)]);
+    assert!(h
+        .step(Input::ChildExited(ChildStatus::Signaled(9)), S(4))
+        .is_empty());
+    assert_eq!(h.step(Input::ChildrenGone, S(4)), resign(L1));
+    assert_eq!(h.step(Input::Revoked(Ok(())), S(4)), [Action::Exit(137)]);
+}
+
+#[test]
+fn sigterm_while_holding_exits_with_the_childs_status() {
+    for (status, code) in [
+        (ChildStatus::Signaled(15), 143),
+        (ChildStatus::Exited(0), 0),
+    ] {
+        let mut h = Harness::new(Config {
+            ttl: S(60),
+            ..cfg()
+        });
+        h.leader(L1, 5);
+        assert_eq!(h.step(Input::Signal(15), S(1)), [Action::SignalChild(15)]);
+        h.step(Input::ChildExited(status), S(2));
+        assert_eq!(h.step(Input::ChildrenGone, S(2)), resign(L1));
+        assert_eq!(h.step(Input::Revoked(Ok(())), S(2)), [Action::Exit(code)]);
+    }
+}
+
+#[test]
+fn sigusr1_is_forwarded_while_holding_and_ignored_while_waiting() {
+    let mut h = Harness::new(Config {
+        ttl: S(60),
+        ..cfg()
+    });
+    h.leader(L1, 5);
+    assert_eq!(h.step(Input::Signal(10), S(1)), [Action::SignalChild(10)]);
+    assert_eq!(h.deadline(), Some(S(19)), "only the next keep-alive");
+
+    let mut h = Harness::new(cfg());
+    h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));
+    assert!(h.step(Input::Signal(10), S(1)).is_empty());
+    assert_eq!(h.deadline(), Some(S(7) / 3));
+}
+
+#[test]
+fn nonblock_while_held_withdraws_and_exits_75_without_waiting() {
+    let mut h = Harness::new(Config {
+        wait: Wait::Nonblock,
+        ..cfg()
+    });
+    let acts = h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));
+    assert!(!acts.iter().any(|a| matches!(a, Action::Watch(PRED, _))));
+    assert_eq!(acts[acts.len() - 4..], resign(L2));
+    assert_eq!(h.step(Input::Revoked(Ok(())), MS(20)), [Action::Exit(75)]);
+}
+
+#[test]
+fn timeout_while_held_withdraws_and_exits_75() {
+    let mut h = Harness::new(Config {
+        wait: Wait::Timeout(S(1)),
+        ..cfg()
+    });
+    h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));
+    assert_eq!(h.deadline(), Some(S(1)), "the timeout comes first");
+    assert!(h.timer(MS(999)).is_empty());
+    assert_eq!(h.timer(S(1)), resign(L2));
+    assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(75)]);
+}
+
+#[test]
+fn an_unavailable_campaign_is_retried_after_a_pause_with_the_same_create() {
+    let mut h = Harness::new(cfg());
+    h.step(Input::Start, S(0));
+    let acts = h.step(Input::Granted(Ok(Lease { id: L1, ttl: 10 })), S(0));
+    let Action::Txn(CAMPAIGN, first) = &acts[1] else {
+        panic!("{acts:?}");
+    };
+    let err = Error::new(ErrorKind::Unavailable, "txn", "no leader");
+    assert!(h.step(Input::Txn(CAMPAIGN, Err(err)), MS(100)).is_empty());
+    assert_eq!(h.deadline(), Some(MS(350)));
+    assert!(h.timer(MS(349)).is_empty());
+    let acts = h.timer(MS(350));
+    let [Action::Txn(CAMPAIGN, again)] = &acts[..] else {
+        panic!("{acts:?}");
+    };
+    assert_eq!(again.compare, first.compare);
+    assert_eq!(again.failure, first.failure);
+    let (
+        Op::Put {
+            key: k1, lease: l1, ..
+        },
+        Op::Put {
+            key: k2, lease: l2, ..
+        },
+    ) = (&first.success[0], &again.success[0])
+    else {
+        panic!("{again:?}");
+    };
+    assert_eq!((k1, l1), (k2, l2));
+    // The first create did land: the failure branch still reads the office.
+    let answer = TxnResult {
+        revision: 9,
+        succeeded: false,
+        results: vec![OpResult::Range(office(9, &[(L1, 9)]))],
+    };
+    let acts = h.step(Input::Txn(CAMPAIGN, Ok(answer)), MS(400));
+    assert_eq!(rev_of(&acts), 9);
+}
+
+#[test]
+fn refused_credentials_on_the_campaign_exit_69() {
+    let mut h = Harness::new(cfg());
+    h.step(Input::Start, S(0));
+    h.step(Input::Granted(Ok(Lease { id: L1, ttl: 10 })), S(0));
+    let err = Error::new(ErrorKind::Auth, "txn", "permission denied");
+    assert_eq!(h.step(Input::Txn(CAMPAIGN, Err(err)), MS(10)), resign(L1));
+    assert_eq!(h.step(Input::Revoked(Ok(())), MS(20)), [Action::Exit(69)]);
+}
+
+#[test]
+fn a_watch_error_while_holding_reconnects_and_rechecks_the_hold() {
+    let mut h = Harness::new(cfg());
+    h.leader(L1, 5);
+    let err = Error::new(ErrorKind::Unavailable, "watch", "stream reset");
+    let acts = h.step(Input::Watch(OWN, Err(err)), S(1));
+    let [Action::Unwatch(OWN), Action::Unwatch(PRED), Action::KeepAliveClose, Action::Reconnect { budget }] =
+        acts[..]
+    else {
+        panic!("{acts:?}");
+    };
+    assert!(budget <= S(7) - S(1), "{budget:?}");
+    let acts = h.step(Input::Reconnected(Ok(())), S(2));
+    let expect = [
+        Action::KeepAliveOpen(L1),
+        Action::KeepAliveSend,
+        Action::Range(OFFICE, office_range()),
+    ];
+    assert_eq!(acts, expect);
+    let acts = h.step(Input::Range(OFFICE, Ok(office(30, &[(L2, 20)]))), MS(2100));
+    assert_eq!(acts, [Action::SignalChild(15)], "the own key is gone");
+}
+
+#[path = "elect_tests_restart.rs"]
+mod restart;
