@@ -299,7 +299,7 @@ impl Elect {
                     Level::Info,
                     format!("not acquired: {} ahead (--nonblock)", ahead.len()),
                 );
-                self.resign(Then::Exit(crate::cli::EXIT_NOT_ACQUIRED), out);
+                self.resign(Then::Exit(crate::cli::EXIT_NOT_ACQUIRED), now, out);
             }
             _ => {
                 if self.ahead != Some(ahead.len()) {
@@ -386,27 +386,27 @@ impl Elect {
                 Level::Info,
                 format!("lease lost: {}; campaigning again", why.0),
             );
-            self.resign(Then::Campaign, out);
+            self.resign(Then::Campaign, now, out);
         } else {
             Self::log(
                 out,
                 Level::Info,
                 format!("lease lost while waiting: {}", why.0),
             );
-            self.resign(Then::Exit(crate::cli::EXIT_LOST), out);
+            self.resign(Then::Exit(crate::cli::EXIT_LOST), now, out);
         }
     }
 
     fn lose_or_resign(&mut self, then: Then, now: Duration, out: &mut Vec<Action>) {
         if self.child.is_idle() {
-            self.resign(then, out);
+            self.resign(then, now, out);
         } else {
             self.on_lost(Gone("etcd refused a request".into()), now, out);
         }
     }
 
     /// Revokes the lease (its keys go with it), then `then`.
-    fn resign(&mut self, then: Then, out: &mut Vec<Action>) {
+    fn resign(&mut self, then: Then, now: Duration, out: &mut Vec<Action>) {
         out.push(Action::Unwatch(OWN));
         out.push(Action::Unwatch(PRED));
         out.push(Action::KeepAliveClose);
@@ -415,7 +415,7 @@ impl Elect {
                 self.state = State::ExpectRevoke { then };
                 out.push(Action::Revoke(id));
             }
-            None => self.then(then, Duration::ZERO, out),
+            None => self.then(then, now, out),
         }
     }
 
@@ -432,10 +432,10 @@ impl Elect {
     fn on_child_ended(&mut self, ended: Ended, now: Duration, out: &mut Vec<Action>) {
         let code = ended.status.code();
         match self.stop {
-            Some(Stop::Lost) if self.cfg.restart => self.resign(Then::Campaign, out),
-            Some(Stop::Lost) => self.resign(Then::Exit(crate::cli::EXIT_LOST), out),
-            Some(Stop::Signal(_)) => self.resign(Then::Exit(code), out),
-            None if self.cfg.restart && self.lost => self.resign(Then::Campaign, out),
+            Some(Stop::Lost) if self.cfg.restart => self.resign(Then::Campaign, now, out),
+            Some(Stop::Lost) => self.resign(Then::Exit(crate::cli::EXIT_LOST), now, out),
+            Some(Stop::Signal(_)) => self.resign(Then::Exit(code), now, out),
+            None if self.cfg.restart && self.lost => self.resign(Then::Campaign, now, out),
             None if self.cfg.restart => {
                 let delay = self.backoff.next_delay(ended.ran);
                 Self::log(
@@ -455,7 +455,7 @@ impl Elect {
                     Level::Debug,
                     format!("child exited ({})", describe(ended.status)),
                 );
-                self.resign(Then::Exit(code), out);
+                self.resign(Then::Exit(code), now, out);
             }
         }
     }
@@ -480,7 +480,7 @@ impl Elect {
         }
         if self.child.is_idle() {
             Self::log(out, Level::Info, format!("signal {sig}: withdrawing"));
-            self.resign(Then::Exit(128 + sig), out);
+            self.resign(Then::Exit(128 + sig), now, out);
             return;
         }
         Self::log(
@@ -616,7 +616,7 @@ impl Elect {
         }
         if self.waiting() && self.timeout_at.is_some_and(|t| now >= t) {
             Self::log(out, Level::Info, "not acquired: --timeout ran out".into());
-            self.resign(Then::Exit(crate::cli::EXIT_NOT_ACQUIRED), out);
+            self.resign(Then::Exit(crate::cli::EXIT_NOT_ACQUIRED), now, out);
             return;
         }
         match self.state {

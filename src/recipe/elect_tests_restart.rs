@@ -1,8 +1,81 @@
-//! `--restart`: the backoff, re-campaigns after a loss, and a property over
-//! random event sequences.
+//! etcd failures, `--restart` (the backoff, re-campaigns after a loss), and
+//! a property over random event sequences.
 
 use super::*;
 use quickcheck::quickcheck;
+
+#[test]
+fn an_unavailable_campaign_is_retried_after_a_pause_with_the_same_create() {
+    let mut h = Harness::new(cfg());
+    h.step(Input::Start, S(0));
+    let acts = h.step(Input::Granted(Ok(Lease { id: L1, ttl: 10 })), S(0));
+    let Action::Txn(CAMPAIGN, first) = &acts[1] else {
+        panic!("{acts:?}");
+    };
+    let err = Error::new(ErrorKind::Unavailable, "txn", "no leader");
+    assert!(h.step(Input::Txn(CAMPAIGN, Err(err)), MS(100)).is_empty());
+    assert_eq!(h.deadline(), Some(MS(350)));
+    assert!(h.timer(MS(349)).is_empty());
+    let acts = h.timer(MS(350));
+    let [Action::Txn(CAMPAIGN, again)] = &acts[..] else {
+        panic!("{acts:?}");
+    };
+    assert_eq!(again.compare, first.compare);
+    assert_eq!(again.failure, first.failure);
+    let (
+        Op::Put {
+            key: k1, lease: l1, ..
+        },
+        Op::Put {
+            key: k2, lease: l2, ..
+        },
+    ) = (&first.success[0], &again.success[0])
+    else {
+        panic!("{again:?}");
+    };
+    assert_eq!((k1, l1), (k2, l2));
+    // The first create did land: the failure branch still reads the office.
+    let answer = TxnResult {
+        revision: 9,
+        succeeded: false,
+        results: vec![OpResult::Range(office(9, &[(L1, 9)]))],
+    };
+    let acts = h.step(Input::Txn(CAMPAIGN, Ok(answer)), MS(400));
+    assert_eq!(rev_of(&acts), 9);
+}
+
+#[test]
+fn refused_credentials_on_the_campaign_exit_69() {
+    let mut h = Harness::new(cfg());
+    h.step(Input::Start, S(0));
+    h.step(Input::Granted(Ok(Lease { id: L1, ttl: 10 })), S(0));
+    let err = Error::new(ErrorKind::Auth, "txn", "permission denied");
+    assert_eq!(h.step(Input::Txn(CAMPAIGN, Err(err)), MS(10)), resign(L1));
+    assert_eq!(h.step(Input::Revoked(Ok(())), MS(20)), [Action::Exit(69)]);
+}
+
+#[test]
+fn a_watch_error_while_holding_reconnects_and_rechecks_the_hold() {
+    let mut h = Harness::new(cfg());
+    h.leader(L1, 5);
+    let err = Error::new(ErrorKind::Unavailable, "watch", "stream reset");
+    let acts = h.step(Input::Watch(OWN, Err(err)), S(1));
+    let [Action::Unwatch(OWN), Action::Unwatch(PRED), Action::KeepAliveClose, Action::Reconnect { budget }] =
+        acts[..]
+    else {
+        panic!("{acts:?}");
+    };
+    assert!(budget <= S(7) - S(1), "{budget:?}");
+    let acts = h.step(Input::Reconnected(Ok(())), S(2));
+    let expect = [
+        Action::KeepAliveOpen(L1),
+        Action::KeepAliveSend,
+        Action::Range(OFFICE, office_range()),
+    ];
+    assert_eq!(acts, expect);
+    let acts = h.step(Input::Range(OFFICE, Ok(office(30, &[(L2, 20)]))), MS(2100));
+    assert_eq!(acts, [Action::SignalChild(15)], "the own key is gone");
+}
 
 /// A long TTL keeps the keep-alive schedule out of the backoff's way.
 fn restart_cfg() -> Config {
@@ -249,7 +322,7 @@ impl World {
             }
             9 if self.unconfirmed => {
                 self.unconfirmed = false;
-                if p % 4 == 0 {
+                if p.is_multiple_of(4) {
                     (self.spawn_open, self.tree) = (false, false);
                     Input::SpawnFailed(127, "not found".into())
                 } else {
