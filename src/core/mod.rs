@@ -8,6 +8,7 @@ pub mod clock;
 pub mod driver;
 pub mod fence;
 pub mod keeper;
+pub mod session;
 pub mod signals;
 pub mod supervise;
 

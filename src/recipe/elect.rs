@@ -8,7 +8,8 @@ use std::time::Duration;
 use crate::cli::duration::fmt_duration;
 use crate::cli::Wait;
 use crate::core::backoff::Backoff;
-use crate::core::fence::{Fence, Gone};
+use crate::core::fence::Gone;
+use crate::core::session::Session;
 use crate::core::supervise::{Ended, Supervisor};
 use crate::core::{signals, Action, Input, Level, Machine, SpawnSpec, Tag};
 use crate::etcd::{
@@ -61,9 +62,7 @@ enum Retry {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
-    ExpectLease {
-        sent_at: Duration,
-    },
+    ExpectLease,
     ExpectCampaign,
     /// Watching the predecessor's key for its deletion.
     ExpectTurn,
@@ -91,25 +90,15 @@ enum Stop {
     Signal(i32),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reconnect {
-    Idle,
-    InFlight,
-    RetryAt(Duration),
-}
-
 /// The elect recipe.
 pub struct Elect {
     cfg: Config,
     state: State,
-    lease: Option<i64>,
-    fence: Option<Fence>,
-    lost: bool,
+    session: Session,
     leader: bool,
     stop: Option<Stop>,
     child: Supervisor,
     backoff: Backoff,
-    reconnect: Reconnect,
     key: String,
     rev: i64,
     ahead: Option<usize>,
@@ -121,14 +110,11 @@ impl Elect {
         Elect {
             child: Supervisor::new(cfg.kill_after),
             backoff: Backoff::new(cfg.seed),
+            session: Session::new(cfg.ttl, cfg.kill_after),
             cfg,
             state: State::Done,
-            lease: None,
-            fence: None,
-            lost: false,
             leader: false,
             stop: None,
-            reconnect: Reconnect::Idle,
             key: String::new(),
             rev: 0,
             ahead: None,
@@ -139,7 +125,7 @@ impl Elect {
     fn waiting(&self) -> bool {
         matches!(
             self.state,
-            State::ExpectLease { .. }
+            State::ExpectLease
                 | State::ExpectCampaign
                 | State::ExpectTurn
                 | State::ExpectOffice
@@ -152,17 +138,11 @@ impl Elect {
     }
 
     fn campaign(&mut self, now: Duration, out: &mut Vec<Action>) {
-        self.lease = None;
-        self.fence = None;
-        self.lost = false;
         self.leader = false;
         self.stop = None;
         self.ahead = None;
-        self.reconnect = Reconnect::Idle;
-        self.state = State::ExpectLease { sent_at: now };
-        out.push(Action::Grant {
-            ttl: self.cfg.ttl.as_secs() as i64,
-        });
+        self.state = State::ExpectLease;
+        self.session.grant(now, out);
     }
 
     fn holder_json(&self, lease: i64, now: Duration) -> String {
@@ -206,26 +186,13 @@ impl Elect {
         now: Duration,
         out: &mut Vec<Action>,
     ) {
-        let State::ExpectLease { sent_at } = self.state else {
+        if self.state != State::ExpectLease {
             return;
-        };
+        }
         match r {
             Ok(l) => {
-                self.lease = Some(l.id);
-                self.fence = Some(Fence::new(sent_at, l.ttl, self.cfg.kill_after));
-                if l.ttl as u64 != self.cfg.ttl.as_secs() {
-                    Self::log(
-                        out,
-                        Level::Info,
-                        format!(
-                            "etcd granted TTL {}s instead of {}s",
-                            l.ttl,
-                            self.cfg.ttl.as_secs()
-                        ),
-                    );
-                }
+                self.session.granted(l, now, out);
                 self.key = self.cfg.schema.elect_key(&self.cfg.name, l.id);
-                out.push(Action::KeepAliveOpen(l.id));
                 self.state = State::ExpectCampaign;
                 out.push(Action::Txn(CAMPAIGN, self.campaign_txn(l.id, now)));
             }
@@ -318,7 +285,7 @@ impl Elect {
     }
 
     fn spawn_spec(&self) -> SpawnSpec {
-        let lease = self.lease.unwrap_or_default();
+        let lease = self.session.lease().unwrap_or_default();
         SpawnSpec {
             argv: self.cfg.argv.clone(),
             env: vec![
@@ -341,7 +308,7 @@ impl Elect {
             format!(
                 "acquired rev={} lease={} key={}",
                 self.rev,
-                lease_hex(self.lease.unwrap_or_default()),
+                lease_hex(self.session.lease().unwrap_or_default()),
                 self.key
             ),
         );
@@ -355,11 +322,12 @@ impl Elect {
 
     /// The lease (or the candidate key) can no longer be trusted.
     fn on_lost(&mut self, why: Gone, now: Duration, out: &mut Vec<Action>) {
-        if self.lost || matches!(self.state, State::ExpectRevoke { .. } | State::Done) {
+        if matches!(self.state, State::ExpectRevoke { .. } | State::Done)
+            || !self.session.mark_lost()
+        {
             return;
         }
-        self.lost = true;
-        let hard = self.fence.as_ref().map(Fence::deadline);
+        let hard = self.session.hard_deadline();
         if self.child.is_running() {
             let late = hard.is_some_and(|h| now >= h);
             let how = if late {
@@ -409,13 +377,10 @@ impl Elect {
     fn resign(&mut self, then: Then, now: Duration, out: &mut Vec<Action>) {
         out.push(Action::Unwatch(OWN));
         out.push(Action::Unwatch(PRED));
-        out.push(Action::KeepAliveClose);
-        match self.lease.take() {
-            Some(id) => {
-                self.state = State::ExpectRevoke { then };
-                out.push(Action::Revoke(id));
-            }
-            None => self.then(then, now, out),
+        if self.session.revoke(out) {
+            self.state = State::ExpectRevoke { then };
+        } else {
+            self.then(then, now, out);
         }
     }
 
@@ -435,7 +400,9 @@ impl Elect {
             Some(Stop::Lost) if self.cfg.restart => self.resign(Then::Campaign, now, out),
             Some(Stop::Lost) => self.resign(Then::Exit(crate::cli::EXIT_LOST), now, out),
             Some(Stop::Signal(_)) => self.resign(Then::Exit(code), now, out),
-            None if self.cfg.restart && self.lost => self.resign(Then::Campaign, now, out),
+            None if self.cfg.restart && self.session.is_lost() => {
+                self.resign(Then::Campaign, now, out)
+            }
             None if self.cfg.restart => {
                 let delay = self.backoff.next_delay(ended.ran);
                 Self::log(
@@ -492,59 +459,22 @@ impl Elect {
             ),
         );
         self.stop.get_or_insert(Stop::Signal(sig));
-        let hard = self.fence.as_ref().map(Fence::deadline);
+        let hard = self.session.hard_deadline();
         self.child.stop(sig, now, hard, out);
     }
 
     fn start_reconnect(&mut self, why: &Error, now: Duration, out: &mut Vec<Action>) {
-        if self.reconnect == Reconnect::InFlight || self.lease.is_none() {
-            return;
-        }
-        if let Some(f) = self.fence.as_mut() {
-            f.stream_lost();
-        }
-        Self::log(
-            out,
-            Level::Debug,
-            format!("connection trouble ({why}); failing over"),
-        );
         out.push(Action::Unwatch(OWN));
         out.push(Action::Unwatch(PRED));
-        out.push(Action::KeepAliveClose);
-        let budget = self
-            .fence
-            .as_ref()
-            .map_or(Duration::from_secs(1), |f| f.stop_at().saturating_sub(now));
-        self.reconnect = Reconnect::InFlight;
-        out.push(Action::Reconnect {
-            budget: budget.max(Duration::from_millis(100)),
-        });
+        self.session.start_reconnect(why, now, out);
     }
 
     fn on_reconnected(&mut self, r: Result<(), Error>, now: Duration, out: &mut Vec<Action>) {
-        let Some(lease) = self.lease else { return };
-        match r {
-            Ok(()) => {
-                self.reconnect = Reconnect::Idle;
-                Self::log(
-                    out,
-                    Level::Debug,
-                    "reconnected; re-checking the hold".into(),
-                );
-                out.push(Action::KeepAliveOpen(lease));
-                if let Some(f) = self.fence.as_mut() {
-                    f.sent(now);
-                }
-                out.push(Action::KeepAliveSend);
-                if !self.leader {
-                    self.state = State::ExpectOffice;
-                }
-                out.push(Action::Range(OFFICE, self.office()));
+        if self.session.on_reconnected(r, now, out) {
+            if !self.leader {
+                self.state = State::ExpectOffice;
             }
-            Err(e) => {
-                Self::log(out, Level::Debug, format!("failover failed: {e}"));
-                self.reconnect = Reconnect::RetryAt(now + RETRY);
-            }
+            out.push(Action::Range(OFFICE, self.office()));
         }
     }
 
@@ -555,7 +485,7 @@ impl Elect {
         now: Duration,
         out: &mut Vec<Action>,
     ) {
-        if self.lease.is_none() || self.reconnect == Reconnect::InFlight {
+        if self.session.lease().is_none() || self.session.reconnecting() {
             return;
         }
         match r {
@@ -595,32 +525,20 @@ impl Elect {
         if matches!(self.state, State::ExpectRevoke { .. } | State::Done) {
             return;
         }
-        if let (Some(f), false) = (self.fence.as_mut(), self.lost) {
-            if let Some(why) = f.expired_reason(now) {
-                self.on_lost(why, now, out);
-            } else if self.reconnect == Reconnect::Idle && f.send_due(now) {
-                f.sent(now);
-                out.push(Action::KeepAliveSend);
-            }
+        if let Some(why) = self.session.on_time(now, out) {
+            self.on_lost(why, now, out);
         }
         if matches!(self.state, State::ExpectRevoke { .. } | State::Done) {
             return;
         }
         self.child.on_time(now, out);
-        if let Reconnect::RetryAt(at) = self.reconnect {
-            if now >= at && !self.lost {
-                self.reconnect = Reconnect::Idle;
-                let e = Error::new(ErrorKind::Unavailable, "reconnect", "retrying");
-                self.start_reconnect(&e, now, out);
-            }
-        }
         if self.waiting() && self.timeout_at.is_some_and(|t| now >= t) {
             Self::log(out, Level::Info, "not acquired: --timeout ran out".into());
             self.resign(Then::Exit(crate::cli::EXIT_NOT_ACQUIRED), now, out);
             return;
         }
         match self.state {
-            State::ExpectRestart { at } if now >= at && !self.lost => {
+            State::ExpectRestart { at } if now >= at && !self.session.is_lost() => {
                 Self::log(
                     out,
                     Level::Info,
@@ -632,7 +550,7 @@ impl Elect {
                 Retry::Grant => self.campaign(now, out),
                 Retry::Campaign => {
                     self.state = State::ExpectCampaign;
-                    let lease = self.lease.unwrap_or_default();
+                    let lease = self.session.lease().unwrap_or_default();
                     out.push(Action::Txn(CAMPAIGN, self.campaign_txn(lease, now)));
                 }
                 Retry::Office => {
@@ -711,16 +629,15 @@ impl Machine for Elect {
                 }
             }
             Input::Watch(tag, r) => self.on_watch(tag, r, now, &mut out),
-            Input::KeepAlive(r) => match r {
-                Ok(a) => {
-                    if let (Some(f), false) = (self.fence.as_mut(), self.lost) {
-                        if let Err(why) = f.answered(a.sent_at, a.ttl) {
-                            self.on_lost(why, now, &mut out);
-                        }
-                    }
+            Input::KeepAlive(r) => {
+                if r.is_err() {
+                    out.push(Action::Unwatch(OWN));
+                    out.push(Action::Unwatch(PRED));
                 }
-                Err(e) => self.start_reconnect(&e, now, &mut out),
-            },
+                if let Some(why) = self.session.on_keepalive(r, now, &mut out) {
+                    self.on_lost(why, now, &mut out);
+                }
+            }
             Input::Reconnected(r) => self.on_reconnected(r, now, &mut out),
             Input::Spawned(_) => self.child.spawned(now),
             Input::SpawnFailed(code, why) => {
@@ -746,13 +663,8 @@ impl Machine for Elect {
             return None;
         }
         let mut d: Vec<Duration> = Vec::new();
-        if let (Some(f), false) = (self.fence.as_ref(), self.lost) {
-            d.push(f.next_wake(self.reconnect == Reconnect::Idle));
-        }
+        d.extend(self.session.deadline());
         d.extend(self.child.deadline());
-        if let Reconnect::RetryAt(at) = self.reconnect {
-            d.push(at);
-        }
         if self.waiting() {
             d.extend(self.timeout_at);
         }
