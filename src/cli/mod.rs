@@ -73,7 +73,7 @@ pub fn main() -> i32 {
             0
         }
         Invocation::Elect { global, name, cmd } => crate::tool::elect::run(&global, &name, cmd),
-        Invocation::Sema { .. } => not_built("sema"),
+        Invocation::Sema { global, name, cmd } => crate::tool::sema::run(&global, &name, cmd),
         Invocation::Cron { .. } => not_built("cron"),
     }
 }

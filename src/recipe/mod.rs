@@ -1,3 +1,5 @@
 //! The recipes, one sans-IO machine per file.
 
 pub mod elect;
+pub mod queue;
+pub mod sema;

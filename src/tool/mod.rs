@@ -2,6 +2,7 @@
 //! through the driver, or read and print.
 
 pub mod elect;
+pub mod sema;
 
 use crate::cli::Global;
 use crate::etcd::{Client, ClientConfig};
