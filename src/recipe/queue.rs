@@ -111,15 +111,13 @@ mod tests {
 
     impl quickcheck::Arbitrary for Op {
         fn arbitrary(g: &mut quickcheck::Gen) -> Op {
-            if bool::arbitrary(g) {
+            if <bool as quickcheck::Arbitrary>::arbitrary(g) {
                 Op::Join
             } else {
-                Op::Leave(usize::arbitrary(g))
+                Op::Leave(<usize as quickcheck::Arbitrary>::arbitrary(g))
             }
         }
     }
-
-    use quickcheck::Arbitrary;
 
     quickcheck! {
         /// Every contender, following only its own read and the deletions it

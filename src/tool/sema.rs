@@ -59,7 +59,9 @@ fn read_queues(client: &Client, schema: &Schema, name: &str) -> Result<BTreeMap<
             eprintln!("conch: cannot read the semaphore: {e}");
             crate::cli::EXIT_UNAVAILABLE
         })?;
-    let mut queues: BTreeMap<u32, (Vec<KeyValue>, Vec<(u32, KeyValue)>)> = BTreeMap::new();
+    // Per --max: its queue entries, and its slots with their index.
+    type Raw = (Vec<KeyValue>, Vec<(u32, KeyValue)>);
+    let mut queues: BTreeMap<u32, Raw> = BTreeMap::new();
     for kv in r.kvs {
         let Some(rest) = kv.key.strip_prefix(dir.as_bytes()) else {
             continue;
