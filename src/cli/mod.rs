@@ -74,11 +74,6 @@ pub fn main() -> i32 {
         }
         Invocation::Elect { global, name, cmd } => crate::tool::elect::run(&global, &name, cmd),
         Invocation::Sema { global, name, cmd } => crate::tool::sema::run(&global, &name, cmd),
-        Invocation::Cron { .. } => not_built("cron"),
+        Invocation::Cron { global, cmd } => crate::tool::cron::run(&global, cmd),
     }
-}
-
-fn not_built(tool: &str) -> i32 {
-    eprintln!("conch: `conch {tool}` is not built yet in this version; nothing was done");
-    EXIT_UNAVAILABLE
 }

@@ -1,6 +1,8 @@
 //! What each command does end to end: connect, then run a recipe machine
 //! through the driver, or read and print.
 
+pub mod conchd;
+pub mod cron;
 pub mod elect;
 pub mod sema;
 

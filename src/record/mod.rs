@@ -2,6 +2,8 @@
 //! field; readers take each field on its own, so an unknown field, a missing
 //! one or a garbage value degrades to "unknown", never to an error.
 
+pub mod cron;
+
 use miniserde::json::{self, Array, Number, Object, Value};
 
 /// Schema version carried by every value as `"v"`.
