@@ -658,7 +658,14 @@ impl Machine for Sema {
             }
             Input::Reconnected(r) => {
                 if self.session.on_reconnected(r, now, &mut out) {
-                    self.reread(&mut out);
+                    if self.own_rev == 0 {
+                        // Not in the queue yet (the join failed or is
+                        // unanswered): join again, the create is idempotent.
+                        self.state = State::ExpectJoin;
+                        out.push(Action::Txn(JOIN, self.join_txn(now)));
+                    } else {
+                        self.reread(&mut out);
+                    }
                 }
             }
             Input::Spawned(_) => self.child.spawned(now),

@@ -1,15 +1,223 @@
 //! `conch cron add | ls | rm | next`: job definitions and their history.
-//! The daemon itself is `conchd.rs`.
+//! The daemon itself is `conchd.rs`; `ls` is in `cron_ls.rs`.
 
-use crate::cli::config::Cron as Cmd;
-use crate::cli::Global;
+use std::io::Write;
+
+use super::{connect, host_name};
+use crate::cli::config::{Cron as Cmd, CronAdd};
+use crate::cli::{Global, Output, Verbosity, EXIT_UNAVAILABLE, EXIT_USAGE};
+use crate::etcd::{Compare, Op, OpResult, Txn};
+use crate::keys::{Schema, TickKind};
+use crate::record::cron::Job;
+use crate::schedule::{self, next_tick, Schedule, Zone};
 
 pub fn run(global: &Global, cmd: Cmd) -> i32 {
     match cmd {
         Cmd::Daemon { node } => super::conchd::run(global, node),
-        _ => {
-            eprintln!("conch: this cron command is not built yet; nothing was done");
-            crate::cli::EXIT_UNAVAILABLE
+        Cmd::Next {
+            spec,
+            tz,
+            after,
+            count,
+            out,
+        } => next(&spec, &tz, after.as_deref(), count, out),
+        Cmd::Add(add) => self::add(global, add),
+        Cmd::Rm { name, purge } => rm(global, &name, purge),
+        Cmd::Ls { name, out, last } => super::cron_ls::run(global, name.as_deref(), out, last),
+    }
+}
+
+/// Unix milliseconds now (0 if the clock is before 1970).
+pub(super) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) is not an error worth
+/// a panic, so write failures are ignored.
+pub(super) fn print(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+/// A schedule and zone as `cron add` and `cron next` accept them: the
+/// error is the one line to print (exit 64).
+fn checked(spec: &str, tz: &str) -> Result<(Schedule, Zone), String> {
+    let sched = Schedule::parse(spec).map_err(|e| format!("schedule {spec:?}: {e}"))?;
+    if sched.never_fires() {
+        return Err(format!(
+            "schedule {spec:?}: schedule never fires (no date matches it)"
+        ));
+    }
+    let zone = Zone::parse(tz).map_err(|e| format!("--tz: {e}"))?;
+    Ok((sched, zone))
+}
+
+fn next(spec: &str, tz: &str, after: Option<&str>, count: u32, out: Output) -> i32 {
+    let (sched, zone) = match checked(spec, tz) {
+        Ok(v) => v,
+        Err(msg) => {
+            eprintln!("conch: {msg}");
+            return EXIT_USAGE;
+        }
+    };
+    let mut t = match after {
+        Some(a) => match schedule::parse_rfc3339(a) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("conch: --after: {e}");
+                return EXIT_USAGE;
+            }
+        },
+        None => (now_ms() / 1000) as i64,
+    };
+    let mut text = String::new();
+    let mut printed = 0;
+    for _ in 0..count {
+        let Some(tick) = next_tick(&sched, &zone, t) else {
+            break;
+        };
+        let (utc, local) = (
+            schedule::fmt_rfc3339_utc(tick),
+            schedule::fmt_rfc3339_local(tick, &zone),
+        );
+        match out {
+            Output::Human => text.push_str(&format!("{utc}\t{local}\n")),
+            Output::Json => {
+                text.push_str(&format!(
+                    "{{\"tick\":\"{utc}\",\"local\":\"{local}\",\"unix\":{tick}}}\n"
+                ));
+            }
+        }
+        printed += 1;
+        t = tick;
+    }
+    print(&text);
+    if printed == 0 {
+        eprintln!(
+            "conch: schedule {spec:?} has no tick after {}",
+            schedule::fmt_rfc3339_utc(t)
+        );
+        return EXIT_USAGE;
+    }
+    0
+}
+
+fn add(global: &Global, a: CronAdd) -> i32 {
+    let (sched, zone) = match checked(&a.schedule, &a.tz) {
+        Ok(v) => v,
+        Err(msg) => {
+            eprintln!("conch: {msg}");
+            return EXIT_USAGE;
+        }
+    };
+    let now = now_ms();
+    let Some(first) = next_tick(&sched, &zone, (now / 1000) as i64) else {
+        eprintln!("conch: schedule {:?}: schedule never fires", a.schedule);
+        return EXIT_USAGE;
+    };
+    if a.argv.is_empty() {
+        eprintln!("conch: cron add needs a command after --");
+        return EXIT_USAGE;
+    }
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let user = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "?".into());
+    let job = Job {
+        schedule: sched.to_string(),
+        tz: zone.name().to_string(),
+        argv: a.argv,
+        overlap_allow: a.overlap_allow,
+        timeout_ms: a.timeout.map(ms),
+        kill_after_ms: ms(a.kill_after),
+        keep: a.keep,
+        added_by: format!("{user}@{}", host_name()),
+        added_at_ms: now,
+    };
+    let client = match connect(global) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let key = Schema::new(&global.prefix).cron_job_key(&a.name);
+    let put = Op::put(key.clone(), job.to_json(), 0);
+    // Without --replace the job is created only if absent; with it, the
+    // else-branch overwrites, and `succeeded` still tells which happened.
+    let txn = Txn {
+        compare: vec![Compare::absent(key)],
+        success: vec![put.clone()],
+        failure: if a.replace { vec![put] } else { Vec::new() },
+    };
+    let created = match client.txn(txn) {
+        Ok(r) => r.succeeded,
+        Err(e) => {
+            eprintln!("conch: cannot write job {}: {e}", a.name);
+            return EXIT_UNAVAILABLE;
+        }
+    };
+    if !created && !a.replace {
+        eprintln!("conch: job {} exists (use --replace)", a.name);
+        return 1;
+    }
+    if global.verbosity >= Verbosity::Normal {
+        let verb = if created { "added" } else { "replaced" };
+        eprintln!(
+            "conch: {verb} {}: next tick {}",
+            a.name,
+            schedule::fmt_rfc3339_utc(first)
+        );
+    }
+    0
+}
+
+fn rm(global: &Global, name: &str, purge: bool) -> i32 {
+    let client = match connect(global) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let schema = Schema::new(&global.prefix);
+    let mut ops = vec![Op::delete(schema.cron_job_key(name))];
+    if purge {
+        for kind in [TickKind::Fire, TickKind::Run, TickKind::Result] {
+            ops.push(Op::delete_prefix(schema.cron_tick_dir(kind, name)));
         }
     }
+    let txn = Txn {
+        compare: Vec::new(),
+        success: ops,
+        failure: Vec::new(),
+    };
+    let deleted: Vec<i64> = match client.txn(txn) {
+        Ok(r) => r
+            .results
+            .iter()
+            .map(|o| match o {
+                OpResult::Delete { deleted } => *deleted,
+                _ => 0,
+            })
+            .collect(),
+        Err(e) => {
+            eprintln!("conch: cannot remove job {name}: {e}");
+            return EXIT_UNAVAILABLE;
+        }
+    };
+    let job = deleted.first().copied().unwrap_or(0);
+    let history: i64 = deleted.iter().skip(1).sum();
+    if job == 0 && history == 0 {
+        let what = if purge { " and no history" } else { "" };
+        eprintln!("conch: no job {name}{what}");
+        return 1;
+    }
+    if global.verbosity >= Verbosity::Normal {
+        let what = if job == 0 { "no job" } else { "removed" };
+        if purge {
+            eprintln!("conch: {what} {name}; purged {history} history keys");
+        } else {
+            eprintln!("conch: removed {name}");
+        }
+    }
+    0
 }

@@ -3,6 +3,7 @@
 
 pub mod conchd;
 pub mod cron;
+mod cron_ls;
 pub mod elect;
 pub mod sema;
 
