@@ -139,6 +139,7 @@ impl Elect {
 
     fn campaign(&mut self, now: Duration, out: &mut Vec<Action>) {
         self.leader = false;
+        self.rev = 0;
         self.stop = None;
         self.ahead = None;
         self.state = State::ExpectLease;
@@ -470,12 +471,22 @@ impl Elect {
     }
 
     fn on_reconnected(&mut self, r: Result<(), Error>, now: Duration, out: &mut Vec<Action>) {
-        if self.session.on_reconnected(r, now, out) {
-            if !self.leader {
-                self.state = State::ExpectOffice;
-            }
-            out.push(Action::Range(OFFICE, self.office()));
+        if !self.session.on_reconnected(r, now, out) {
+            return;
         }
+        if self.rev == 0 {
+            // The campaign never landed (or its answer was lost): a re-read
+            // would not find the key. The create-only campaign is safe to
+            // repeat, and it reads the office too.
+            self.state = State::ExpectCampaign;
+            let lease = self.session.lease().unwrap_or_default();
+            out.push(Action::Txn(CAMPAIGN, self.campaign_txn(lease, now)));
+            return;
+        }
+        if !self.leader {
+            self.state = State::ExpectOffice;
+        }
+        out.push(Action::Range(OFFICE, self.office()));
     }
 
     fn on_watch(

@@ -388,3 +388,26 @@ quickcheck! {
         run(restart, letters)
     }
 }
+
+#[test]
+fn a_failover_before_the_campaign_landed_campaigns_again_rather_than_rereading() {
+    let mut h = Harness::new(cfg());
+    let ttl = h.m.cfg.ttl.as_secs() as i64;
+    h.step(Input::Start, S(0));
+    h.step(Input::Granted(Ok(Lease { id: L1, ttl })), S(0));
+    let err = Error::new(ErrorKind::Unavailable, "txn", "no leader");
+    // The campaign's outcome is unknown, then the keep-alive stream breaks.
+    h.step(Input::Txn(CAMPAIGN, Err(err.clone())), MS(10));
+    h.step(Input::KeepAlive(Err(err)), MS(20));
+    let acts = h.step(Input::Reconnected(Ok(())), MS(30));
+    assert!(
+        acts.iter().any(|a| matches!(a, Action::Txn(CAMPAIGN, _))),
+        "campaigns again: {acts:?}"
+    );
+    assert!(
+        !acts.iter().any(|a| matches!(a, Action::Range(OFFICE, _))),
+        "{acts:?}"
+    );
+    let acts = h.step(won(5, &[(L1, 5)]), MS(40));
+    assert_eq!(rev_of(&acts), 5, "then leads normally");
+}
