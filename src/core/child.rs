@@ -137,16 +137,16 @@ pub fn direct_children(skip: Option<u32>) -> Vec<u32> {
     out
 }
 
-/// Sends `sig` to the process group `pgid` and to every descendant of the
-/// wrapper except the keeper's subtree. Processes already gone are fine.
-pub fn signal_tree(pgid: Option<u32>, sig: i32, keeper: Option<u32>) {
+/// Sends `sig` to the process group `pgid` and to every descendant of
+/// `root` except the keeper's subtree. Processes already gone are fine.
+pub fn signal_tree(pgid: Option<u32>, root: u32, sig: i32, keeper: Option<u32>) {
     let Some(sig) = Signal::from_named_raw(sig) else {
         return;
     };
     if let Some(pg) = pgid.and_then(|p| Pid::from_raw(p as i32)) {
         let _ = rustix::process::kill_process_group(pg, sig);
     }
-    for p in descendants(std::process::id(), keeper) {
+    for p in descendants(root, keeper) {
         if let Some(pid) = Pid::from_raw(p as i32) {
             let _ = rustix::process::kill_process(pid, sig);
         }

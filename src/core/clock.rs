@@ -15,6 +15,16 @@ pub fn now() -> Duration {
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
+/// Unix milliseconds minus BOOTTIME milliseconds: what turns a machine's
+/// clock-free instants into wall time. It changes when the wall clock is
+/// stepped.
+pub fn wall_offset_ms() -> i64 {
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    wall - now().as_millis() as i64
+}
+
 /// A one-shot timer on the BOOTTIME clock, readable when it fires.
 pub struct Timer {
     fd: OwnedFd,

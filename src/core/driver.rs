@@ -4,27 +4,20 @@
 //! action it returns before waiting again.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::Duration;
+use std::os::fd::AsRawFd;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use super::child;
+use super::children::{Children, Running};
 use super::clock::{self, Timer};
-use super::keeper::Keeper;
 use super::signals::Signals;
 use super::{Action, Input, Level, Machine, Tag};
 use crate::cli::Verbosity;
 use crate::etcd::{Client, Error, KeepAlive, KeepAliveAnswer, Watch, WatchEvent};
 
 const WATCH_SLOTS: usize = 3;
-
-struct Running {
-    pid: u32,
-    /// `None` if the pidfd could not be polled: SIGCHLD still wakes the reaper.
-    pidfd: Option<AsyncFd<OwnedFd>>,
-}
 
 /// Registers a file descriptor that the value owns for its whole life.
 fn register<T: AsRawFd>(client: &Client, v: T) -> std::io::Result<AsyncFd<T>> {
@@ -42,11 +35,8 @@ pub struct Driver {
     verbosity: Verbosity,
     keepalive: Option<KeepAlive>,
     watches: [Option<(Tag, Watch)>; WATCH_SLOTS],
-    running: Option<Running>,
-    /// The last child's process group, until its whole tree is gone.
-    pgid: Option<u32>,
-    tree_gone: bool,
-    keeper: Option<Keeper>,
+    children: Children,
+    wall_offset_ms: i64,
     signals: AsyncFd<Signals>,
     timer: AsyncFd<Timer>,
     pending: VecDeque<Input>,
@@ -74,6 +64,25 @@ async fn next_answer(ka: &mut Option<KeepAlive>) -> Result<KeepAliveAnswer, Erro
     }
 }
 
+/// Ready when any child's pidfd is readable (it exited).
+async fn any_readable(running: &[Running]) {
+    if running.iter().all(|r| r.pidfd.is_none()) {
+        return std::future::pending().await;
+    }
+    std::future::poll_fn(|cx| {
+        for r in running {
+            if let Some(fd) = &r.pidfd {
+                if let std::task::Poll::Ready(Ok(mut g)) = fd.poll_read_ready(cx) {
+                    g.clear_ready();
+                    return std::task::Poll::Ready(());
+                }
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
 async fn readable<T: AsRawFd>(fd: Option<&AsyncFd<T>>) {
     match fd {
         Some(fd) => {
@@ -99,10 +108,8 @@ impl Driver {
             verbosity,
             keepalive: None,
             watches: [None, None, None],
-            running: None,
-            pgid: None,
-            tree_gone: true,
-            keeper: None,
+            children: Children::default(),
+            wall_offset_ms: clock::wall_offset_ms(),
             signals,
             timer,
             pending: VecDeque::new(),
@@ -131,6 +138,12 @@ impl Driver {
             }
             let wake = self.wait();
             self.absorb(wake);
+            // A stepped wall clock moves every cron tick: say so.
+            let offset = clock::wall_offset_ms();
+            if (offset - self.wall_offset_ms).abs() > 1000 {
+                self.wall_offset_ms = offset;
+                self.pending.push_back(Input::ClockStep(offset));
+            }
         }
     }
 
@@ -139,18 +152,18 @@ impl Driver {
             client,
             keepalive,
             watches,
-            running,
+            children,
             signals,
             timer,
             ..
         } = self;
         let [w0, w1, w2] = watches;
-        let pidfd = running.as_ref().and_then(|r| r.pidfd.as_ref());
+        let pidfds = &children.running;
         client.block_on(async {
             tokio::select! {
                 biased;
                 _ = readable(Some(&*signals)) => Wake::Signal,
-                _ = readable(pidfd) => Wake::Child,
+                _ = any_readable(pidfds) => Wake::Child,
                 _ = readable(Some(&*timer)) => Wake::Timer,
                 a = next_answer(keepalive) => Wake::KeepAlive(a),
                 (t, e) = next_watch(w0) => Wake::Watch(t, e),
@@ -195,34 +208,10 @@ impl Driver {
         }
     }
 
-    fn keeper_pid(&self) -> Option<u32> {
-        self.keeper.as_ref().map(Keeper::pid)
-    }
-
-    /// Collects exited children; reports the child's exit, then, once
-    /// nothing of its tree is left, `ChildrenGone`.
     fn reap(&mut self) {
-        for (pid, status) in child::reap_all() {
-            if self.running.as_ref().is_some_and(|r| r.pid == pid) {
-                self.running = None;
-                self.pending.push_back(Input::ChildExited(status));
-            }
-        }
-        self.check_tree();
-    }
-
-    fn check_tree(&mut self) {
-        if self.running.is_some() || self.tree_gone {
-            return;
-        }
-        // Orphans of the child are re-parented to us (subreaper), so with the
-        // child gone, "no child of ours but the keeper" means "nothing left".
-        let group = self.pgid.is_some_and(child::group_alive);
-        if !group && child::direct_children(self.keeper_pid()).is_empty() {
-            self.tree_gone = true;
-            self.pgid = None;
-            self.pending.push_back(Input::ChildrenGone);
-        }
+        let mut inputs = Vec::new();
+        self.children.reap(&mut inputs);
+        self.pending.extend(inputs);
     }
 
     fn unwatch(&mut self, tag: Tag) {
@@ -288,11 +277,16 @@ impl Driver {
                 self.keepalive = None;
                 return None;
             }
-            Action::Spawn(spec) => self.spawn(spec),
-            Action::SignalChild(sig) => {
-                if !self.tree_gone {
-                    child::signal_tree(self.pgid, sig, self.keeper_pid());
+            Action::Spawn(tag, spec) => {
+                let client = &self.client;
+                let (input, warning) = self.children.spawn(tag, &spec, |fd| register(client, fd));
+                if let Some(w) = warning {
+                    self.log(Level::Error, &w);
                 }
+                input
+            }
+            Action::SignalChild(tag, sig) => {
+                self.children.signal(tag, sig);
                 return None;
             }
             Action::Log(level, msg) => {
@@ -312,59 +306,8 @@ impl Driver {
         None
     }
 
-    fn spawn(&mut self, spec: super::SpawnSpec) -> Input {
-        if self.keeper.is_none() {
-            match Keeper::start() {
-                Ok(k) => self.keeper = Some(k),
-                // Without a keeper a SIGKILLed wrapper would leak the child's
-                // detached descendants: refuse rather than run unguarded.
-                Err(e) => return Input::SpawnFailed(126, format!("cannot start keeper: {e}")),
-            }
-        }
-        let marker = spec
-            .env
-            .iter()
-            .find(|(k, _)| k == "CONCH_LEASE")
-            .map(|(k, v)| format!("{k}={v}"));
-        match child::spawn(&spec) {
-            Err((code, why)) => Input::SpawnFailed(code, why),
-            Ok(ch) => {
-                let pid = ch.pid;
-                if let (Some(k), Some(m)) = (self.keeper.as_mut(), marker) {
-                    k.guard(pid, &m);
-                }
-                let pidfd = match register(&self.client, ch.pidfd) {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        self.log(Level::Error, &format!("pidfd not pollable: {e}"));
-                        None
-                    }
-                };
-                self.running = Some(Running { pid, pidfd });
-                self.pgid = Some(pid);
-                self.tree_gone = false;
-                Input::Spawned(pid)
-            }
-        }
-    }
-
-    /// Last line of defence before the process exits: nothing of the child's
-    /// tree may outlive the wrapper.
     fn finish(&mut self, code: i32) -> i32 {
-        if !self.tree_gone {
-            child::signal_tree(self.pgid, signal_hook::consts::SIGKILL, self.keeper_pid());
-            let deadline = clock::now() + Duration::from_secs(5);
-            while !self.tree_gone && clock::now() < deadline {
-                self.reap();
-                std::thread::sleep(Duration::from_millis(5));
-                if self.running.is_none() {
-                    self.check_tree();
-                }
-            }
-        }
-        if let Some(mut k) = self.keeper.take() {
-            k.release();
-        }
+        self.children.finish();
         code
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod child;
+pub mod children;
 pub mod clock;
 pub mod driver;
 pub mod fence;
@@ -50,14 +51,16 @@ pub enum Input {
     Watch(Tag, Result<WatchEvent, Error>),
     KeepAlive(Result<KeepAliveAnswer, Error>),
     Reconnected(Result<(), Error>),
-    /// The child started: its pid (= its process group).
-    Spawned(u32),
-    /// The child could not be executed: 126 (not executable) or 127 (not
-    /// found), with the reason.
-    SpawnFailed(i32, String),
-    ChildExited(ChildStatus),
-    /// After the child exited: nothing of its process tree is left.
-    ChildrenGone,
+    /// The child `tag` started: its pid (= its process group).
+    Spawned(Tag, u32),
+    /// The child `tag` could not be executed: 126 (not executable) or 127
+    /// (not found), with the reason.
+    SpawnFailed(Tag, i32, String),
+    ChildExited(Tag, ChildStatus),
+    /// After the child `tag` exited: nothing of its process tree is left.
+    ChildrenGone(Tag),
+    /// The wall clock was stepped: the new unix-ms minus boot-ms offset.
+    ClockStep(i64),
     Signal(i32),
     /// The machine's deadline passed.
     Timer,
@@ -99,9 +102,11 @@ pub enum Action {
     Reconnect {
         budget: Duration,
     },
-    Spawn(SpawnSpec),
-    /// A signal to the child's process group and every descendant.
-    SignalChild(i32),
+    /// Starts a child; `Tag` names it in later inputs (machines with one
+    /// child use 0).
+    Spawn(Tag, SpawnSpec),
+    /// A signal to the child's process group and its descendants.
+    SignalChild(Tag, i32),
     Log(Level, String),
     /// A line on stdout (for `--observe` style output).
     Print(String),

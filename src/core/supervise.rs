@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Action, ChildStatus, SpawnSpec};
+use super::{Action, ChildStatus, SpawnSpec, Tag};
 
 const SIGKILL: i32 = 9;
 const SIGTERM: i32 = 15;
@@ -37,6 +37,7 @@ enum Phase {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Supervisor {
+    tag: Tag,
     kill_after: Duration,
     phase: Phase,
 }
@@ -49,11 +50,22 @@ pub struct Ended {
 }
 
 impl Supervisor {
+    /// The supervisor of a machine's only child (tag 0).
     pub fn new(kill_after: Duration) -> Supervisor {
+        Supervisor::with_tag(0, kill_after)
+    }
+
+    /// The supervisor of child `tag`, for machines with several.
+    pub fn with_tag(tag: Tag, kill_after: Duration) -> Supervisor {
         Supervisor {
+            tag,
             kill_after,
             phase: Phase::Idle,
         }
+    }
+
+    pub fn tag(&self) -> Tag {
+        self.tag
     }
 
     pub fn kill_after(&self) -> Duration {
@@ -77,7 +89,7 @@ impl Supervisor {
 
     pub fn spawn(&mut self, spec: SpawnSpec, now: Duration, out: &mut Vec<Action>) {
         self.phase = Phase::Starting { since: now };
-        out.push(Action::Spawn(spec));
+        out.push(Action::Spawn(self.tag, spec));
     }
 
     pub fn spawned(&mut self, now: Duration) {
@@ -99,13 +111,14 @@ impl Supervisor {
     /// instant by which the child must be dead (the lease's deadline): past
     /// it, SIGKILL goes at once.
     pub fn stop(&mut self, sig: i32, now: Duration, hard: Option<Duration>, out: &mut Vec<Action>) {
+        let tag = self.tag;
         let late = hard.is_some_and(|h| now >= h);
         let kill_at = (now + self.kill_after).min(hard.unwrap_or(Duration::MAX));
         match &mut self.phase {
             Phase::Idle => {}
             Phase::Starting { since } | Phase::Running { since } => {
                 let since = *since;
-                out.push(Action::SignalChild(if late { SIGKILL } else { sig }));
+                out.push(Action::SignalChild(tag, if late { SIGKILL } else { sig }));
                 self.phase = Phase::Stopping {
                     since,
                     kill_at,
@@ -122,11 +135,11 @@ impl Supervisor {
                     return;
                 }
                 if late {
-                    out.push(Action::SignalChild(SIGKILL));
+                    out.push(Action::SignalChild(tag, SIGKILL));
                     *killed = true;
                 } else {
                     // A repeated signal (a second Ctrl-C) is forwarded too.
-                    out.push(Action::SignalChild(sig));
+                    out.push(Action::SignalChild(tag, sig));
                     *k = (*k).min(kill_at);
                 }
             }
@@ -135,6 +148,7 @@ impl Supervisor {
 
     /// The child itself exited; the rest of its tree is asked to go too.
     pub fn exited(&mut self, status: ChildStatus, now: Duration, out: &mut Vec<Action>) {
+        let tag = self.tag;
         let (since, kill_at, killed) = match self.phase {
             Phase::Starting { since } | Phase::Running { since } => {
                 (since, now + self.kill_after, false)
@@ -147,7 +161,7 @@ impl Supervisor {
             Phase::Idle | Phase::Draining { .. } => return,
         };
         if !killed {
-            out.push(Action::SignalChild(SIGTERM));
+            out.push(Action::SignalChild(tag, SIGTERM));
         }
         self.phase = Phase::Draining {
             status,
@@ -170,6 +184,7 @@ impl Supervisor {
 
     /// SIGKILL when the grace has run out.
     pub fn on_time(&mut self, now: Duration, out: &mut Vec<Action>) {
+        let tag = self.tag;
         match &mut self.phase {
             Phase::Stopping {
                 kill_at, killed, ..
@@ -177,7 +192,7 @@ impl Supervisor {
             | Phase::Draining {
                 kill_at, killed, ..
             } if !*killed && now >= *kill_at => {
-                out.push(Action::SignalChild(SIGKILL));
+                out.push(Action::SignalChild(tag, SIGKILL));
                 *killed = true;
             }
             _ => {}
@@ -222,13 +237,13 @@ mod tests {
         s.spawned(S(0));
         out.clear();
         s.stop(SIGTERM, S(10), Some(S(20)), &mut out);
-        assert_eq!(out, vec![Action::SignalChild(SIGTERM)]);
+        assert_eq!(out, vec![Action::SignalChild(0, SIGTERM)]);
         assert_eq!(s.deadline(), Some(S(13)));
         out.clear();
         s.on_time(S(12), &mut out);
         assert!(out.is_empty());
         s.on_time(S(13), &mut out);
-        assert_eq!(out, vec![Action::SignalChild(SIGKILL)]);
+        assert_eq!(out, vec![Action::SignalChild(0, SIGKILL)]);
         assert_eq!(s.deadline(), None);
         out.clear();
         s.exited(ChildStatus::Signaled(9), S(13), &mut out);
@@ -259,7 +274,7 @@ mod tests {
         s.spawn(spec(), S(0), &mut out);
         out.clear();
         s.stop(SIGTERM, S(11), Some(S(10)), &mut out);
-        assert_eq!(out, vec![Action::SignalChild(SIGKILL)]);
+        assert_eq!(out, vec![Action::SignalChild(0, SIGKILL)]);
     }
 
     #[test]
@@ -270,7 +285,7 @@ mod tests {
         s.spawned(S(1));
         out.clear();
         s.exited(ChildStatus::Exited(0), S(5), &mut out);
-        assert_eq!(out, vec![Action::SignalChild(SIGTERM)]);
+        assert_eq!(out, vec![Action::SignalChild(0, SIGTERM)]);
         assert_eq!(s.deadline(), Some(S(8)));
         assert!(s.is_stopping());
         let ended = s.gone().expect("ended");
@@ -287,9 +302,9 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                Action::Spawn(spec()),
-                Action::SignalChild(2),
-                Action::SignalChild(2)
+                Action::Spawn(0, spec()),
+                Action::SignalChild(0, 2),
+                Action::SignalChild(0, 2)
             ]
         );
         assert_eq!(s.deadline(), Some(S(4)), "the first grace stands");

@@ -101,8 +101,8 @@ fn watch(k: &str, from: i64) -> WatchSpec {
 }
 
 fn env_of(acts: &[Action]) -> Vec<(String, String)> {
-    match acts.iter().find(|a| matches!(a, Action::Spawn(_))) {
-        Some(Action::Spawn(spec)) => spec.env.clone(),
+    match acts.iter().find(|a| matches!(a, Action::Spawn(0, _))) {
+        Some(Action::Spawn(0, spec)) => spec.env.clone(),
         _ => panic!("no Spawn in {acts:?}"),
     }
 }
@@ -167,7 +167,7 @@ impl Harness {
     fn leader(&mut self, lease: i64, rev: i64) -> Vec<Action> {
         let acts = self.campaign(lease, &[(lease, rev)], self.now);
         assert_eq!(rev_of(&acts), rev);
-        self.step(Input::Spawned(100), self.now);
+        self.step(Input::Spawned(0, 100), self.now);
         acts
     }
 }
@@ -199,7 +199,7 @@ fn single_candidate_runs_the_child_and_exits_with_its_status() {
     let acts = h.step(won(17, &[(L1, 17)]), MS(10));
     assert_eq!(acts[0], Action::Watch(OWN, watch(&key(L1), 18)));
     assert!(!acts.iter().any(|a| matches!(a, Action::Watch(PRED, _))));
-    let Some(Action::Spawn(spec)) = acts.last() else {
+    let Some(Action::Spawn(0, spec)) = acts.last() else {
         panic!("{acts:?}");
     };
     assert_eq!(spec.argv, cfg().argv);
@@ -214,12 +214,12 @@ fn single_candidate_runs_the_child_and_exits_with_its_status() {
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
     assert_eq!(spec.env, env);
-    assert!(h.step(Input::Spawned(100), MS(20)).is_empty());
+    assert!(h.step(Input::Spawned(0, 100), MS(20)).is_empty());
 
     // The rest of the tree is asked to go before the hold is released.
-    let acts = h.step(Input::ChildExited(ChildStatus::Exited(3)), S(1));
-    assert_eq!(acts, [Action::SignalChild(15)]);
-    assert_eq!(h.step(Input::ChildrenGone, S(1)), resign(L1));
+    let acts = h.step(Input::ChildExited(0, ChildStatus::Exited(3)), S(1));
+    assert_eq!(acts, [Action::SignalChild(0, 15)]);
+    assert_eq!(h.step(Input::ChildrenGone(0), S(1)), resign(L1));
     assert_eq!(h.deadline(), None);
     assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(3)]);
 }
@@ -286,15 +286,15 @@ fn ttl_zero_answer_while_waiting_exits_70_after_revoke() {
 fn own_key_delete_while_holding_stops_the_child_and_exits_70() {
     let mut h = Harness::new(cfg());
     h.leader(L1, 5);
-    assert_eq!(h.step(own_deleted(L1), S(1)), [Action::SignalChild(15)]);
+    assert_eq!(h.step(own_deleted(L1), S(1)), [Action::SignalChild(0, 15)]);
     assert_eq!(h.deadline(), Some(S(4)), "SIGKILL after kill_after");
     assert!(h.timer(MS(3999)).is_empty());
-    assert_eq!(h.timer(S(4)), [Action::SignalChild(9)]);
+    assert_eq!(h.timer(S(4)), [Action::SignalChild(0, 9)]);
     assert_eq!(h.deadline(), None);
     assert!(h
-        .step(Input::ChildExited(ChildStatus::Signaled(9)), S(4))
+        .step(Input::ChildExited(0, ChildStatus::Signaled(9)), S(4))
         .is_empty());
-    assert_eq!(h.step(Input::ChildrenGone, S(4)), resign(L1));
+    assert_eq!(h.step(Input::ChildrenGone(0), S(4)), resign(L1));
     assert_eq!(h.step(Input::Revoked(Ok(())), S(4)), [Action::Exit(70)]);
 }
 
@@ -304,12 +304,16 @@ fn ttl_zero_answer_while_holding_stops_the_child_and_exits_70() {
     h.leader(L1, 5);
     let sent = h.deadline().expect("keep-alive due");
     assert_eq!(h.timer(sent), [Action::KeepAliveSend]);
-    assert_eq!(h.step(ka(sent, 0), S(3)), [Action::SignalChild(15)]);
+    assert_eq!(h.step(ka(sent, 0), S(3)), [Action::SignalChild(0, 15)]);
     assert_eq!(h.deadline(), Some(S(6)));
-    let acts = h.step(Input::ChildExited(ChildStatus::Signaled(15)), S(4));
-    assert_eq!(acts, [Action::SignalChild(15)], "the rest of the tree too");
-    assert_eq!(h.timer(S(6)), [Action::SignalChild(9)]);
-    assert_eq!(h.step(Input::ChildrenGone, S(6)), resign(L1));
+    let acts = h.step(Input::ChildExited(0, ChildStatus::Signaled(15)), S(4));
+    assert_eq!(
+        acts,
+        [Action::SignalChild(0, 15)],
+        "the rest of the tree too"
+    );
+    assert_eq!(h.timer(S(6)), [Action::SignalChild(0, 9)]);
+    assert_eq!(h.step(Input::ChildrenGone(0), S(6)), resign(L1));
     assert_eq!(h.step(Input::Revoked(Ok(())), S(6)), [Action::Exit(70)]);
 }
 
@@ -318,13 +322,13 @@ fn a_late_loss_cuts_the_grace_to_the_lease_deadline() {
     let mut h = Harness::new(cfg());
     h.leader(L1, 5);
     // Asleep through the renewal and the stop point, woken before expiry.
-    assert_eq!(h.timer(MS(8500)), [Action::SignalChild(15)]);
+    assert_eq!(h.timer(MS(8500)), [Action::SignalChild(0, 15)]);
     assert_eq!(
         h.deadline(),
         Some(S(10)),
         "not 11.5s: the lease ends at 10s"
     );
-    assert_eq!(h.timer(S(10)), [Action::SignalChild(9)]);
+    assert_eq!(h.timer(S(10)), [Action::SignalChild(0, 9)]);
 }
 
 #[test]
@@ -338,13 +342,13 @@ fn keep_alive_silence_begins_the_stop_at_deadline_minus_kill_after() {
     assert_eq!(h.deadline(), Some(S(7)), "one outstanding: only the stop");
     assert!(h.timer(interval * 2).is_empty(), "no second keep-alive");
     assert!(h.timer(MS(6999)).is_empty());
-    assert_eq!(h.timer(S(7)), [Action::SignalChild(15)]);
+    assert_eq!(h.timer(S(7)), [Action::SignalChild(0, 15)]);
     assert_eq!(h.deadline(), Some(S(10)));
-    assert_eq!(h.timer(S(10)), [Action::SignalChild(9)]);
+    assert_eq!(h.timer(S(10)), [Action::SignalChild(0, 9)]);
     assert!(h
-        .step(Input::ChildExited(ChildStatus::Signaled(9)), S(10))
+        .step(Input::ChildExited(0, ChildStatus::Signaled(9)), S(10))
         .is_empty());
-    assert_eq!(h.step(Input::ChildrenGone, S(10)), resign(L1));
+    assert_eq!(h.step(Input::ChildrenGone(0), S(10)), resign(L1));
     assert_eq!(h.step(Input::Revoked(Ok(())), S(10)), [Action::Exit(70)]);
 }
 
@@ -369,12 +373,12 @@ fn keep_alives_follow_the_schedule_from_the_answered_send_time() {
 fn waking_up_past_the_deadline_sigkills_at_once() {
     let mut h = Harness::new(cfg());
     h.leader(L1, 5);
-    assert_eq!(h.timer(S(11)), [Action::SignalChild(9)]);
+    assert_eq!(h.timer(S(11)), [Action::SignalChild(0, 9)]);
     assert_eq!(h.deadline(), None);
     assert!(h
-        .step(Input::ChildExited(ChildStatus::Signaled(9)), S(11))
+        .step(Input::ChildExited(0, ChildStatus::Signaled(9)), S(11))
         .is_empty());
-    assert_eq!(h.step(Input::ChildrenGone, S(11)), resign(L1));
+    assert_eq!(h.step(Input::ChildrenGone(0), S(11)), resign(L1));
 }
 
 #[test]
@@ -383,12 +387,12 @@ fn a_late_keep_alive_answer_never_cancels_a_stop_that_has_begun() {
     h.leader(L1, 5);
     let sent = S(7) / 3;
     assert_eq!(h.timer(sent), [Action::KeepAliveSend]);
-    assert_eq!(h.timer(S(7)), [Action::SignalChild(15)]);
+    assert_eq!(h.timer(S(7)), [Action::SignalChild(0, 15)]);
     assert!(h.step(ka(sent, 10), MS(7500)).is_empty());
     assert_eq!(h.deadline(), Some(S(10)));
-    assert_eq!(h.timer(S(10)), [Action::SignalChild(9)]);
-    h.step(Input::ChildExited(ChildStatus::Signaled(9)), S(10));
-    assert_eq!(h.step(Input::ChildrenGone, S(10)), resign(L1));
+    assert_eq!(h.timer(S(10)), [Action::SignalChild(0, 9)]);
+    h.step(Input::ChildExited(0, ChildStatus::Signaled(9)), S(10));
+    assert_eq!(h.step(Input::ChildrenGone(0), S(10)), resign(L1));
     assert_eq!(h.step(Input::Revoked(Ok(())), S(10)), [Action::Exit(70)]);
 }
 
@@ -407,14 +411,17 @@ fn sigterm_while_holding_is_forwarded_then_sigkill_after_kill_after() {
         ..cfg()
     });
     h.leader(L1, 5);
-    assert_eq!(h.step(Input::Signal(15), S(1)), [Action::SignalChild(15)]);
+    assert_eq!(
+        h.step(Input::Signal(15), S(1)),
+        [Action::SignalChild(0, 15)]
+    );
     assert_eq!(h.deadline(), Some(S(4)));
     assert!(h.timer(MS(3999)).is_empty());
-    assert_eq!(h.timer(S(4)), [Action::SignalChild(9)]);
+    assert_eq!(h.timer(S(4)), [Action::SignalChild(0, 9)]);
     assert!(h
-        .step(Input::ChildExited(ChildStatus::Signaled(9)), S(4))
+        .step(Input::ChildExited(0, ChildStatus::Signaled(9)), S(4))
         .is_empty());
-    assert_eq!(h.step(Input::ChildrenGone, S(4)), resign(L1));
+    assert_eq!(h.step(Input::ChildrenGone(0), S(4)), resign(L1));
     assert_eq!(h.step(Input::Revoked(Ok(())), S(4)), [Action::Exit(137)]);
 }
 
@@ -429,9 +436,12 @@ fn sigterm_while_holding_exits_with_the_childs_status() {
             ..cfg()
         });
         h.leader(L1, 5);
-        assert_eq!(h.step(Input::Signal(15), S(1)), [Action::SignalChild(15)]);
-        h.step(Input::ChildExited(status), S(2));
-        assert_eq!(h.step(Input::ChildrenGone, S(2)), resign(L1));
+        assert_eq!(
+            h.step(Input::Signal(15), S(1)),
+            [Action::SignalChild(0, 15)]
+        );
+        h.step(Input::ChildExited(0, status), S(2));
+        assert_eq!(h.step(Input::ChildrenGone(0), S(2)), resign(L1));
         assert_eq!(h.step(Input::Revoked(Ok(())), S(2)), [Action::Exit(code)]);
     }
 }
@@ -443,7 +453,10 @@ fn sigusr1_is_forwarded_while_holding_and_ignored_while_waiting() {
         ..cfg()
     });
     h.leader(L1, 5);
-    assert_eq!(h.step(Input::Signal(10), S(1)), [Action::SignalChild(10)]);
+    assert_eq!(
+        h.step(Input::Signal(10), S(1)),
+        [Action::SignalChild(0, 10)]
+    );
     assert_eq!(h.deadline(), Some(S(19)), "only the next keep-alive");
 
     let mut h = Harness::new(cfg());

@@ -74,7 +74,7 @@ fn a_watch_error_while_holding_reconnects_and_rechecks_the_hold() {
     ];
     assert_eq!(acts, expect);
     let acts = h.step(Input::Range(OFFICE, Ok(office(30, &[(L2, 20)]))), MS(2100));
-    assert_eq!(acts, [Action::SignalChild(15)], "the own key is gone");
+    assert_eq!(acts, [Action::SignalChild(0, 15)], "the own key is gone");
 }
 
 /// A long TTL keeps the keep-alive schedule out of the backoff's way.
@@ -95,20 +95,20 @@ fn within(d: Duration, base_secs: f64) -> bool {
 /// the Spawn waits for the timer. Returns the restart instant.
 fn exit_and_restart(h: &mut Harness, at: Duration, status: ChildStatus, base: f64) -> Duration {
     assert_eq!(
-        h.step(Input::ChildExited(status), at),
-        [Action::SignalChild(15)]
+        h.step(Input::ChildExited(0, status), at),
+        [Action::SignalChild(0, 15)]
     );
     assert!(
-        h.step(Input::ChildrenGone, at).is_empty(),
+        h.step(Input::ChildrenGone(0), at).is_empty(),
         "leadership kept"
     );
     let again = h.deadline().expect("restart timer");
     assert!(within(again - at, base), "{:?} for {base}s", again - at);
     assert!(h.timer(again - MS(1)).is_empty());
     let acts = h.timer(again);
-    assert!(matches!(acts[..], [Action::Spawn(_)]), "{acts:?}");
+    assert!(matches!(acts[..], [Action::Spawn(0, _)]), "{acts:?}");
     assert_eq!(rev_of(&acts), 5, "same hold, same token");
-    h.step(Input::Spawned(101), again);
+    h.step(Input::Spawned(0, 101), again);
     again
 }
 
@@ -133,12 +133,12 @@ fn spawn_failure_under_restart_is_retried_with_the_same_backoff() {
     h.campaign(L1, &[(L1, 5)], S(0));
     let mut t = MS(100);
     for base in [1.0, 2.0, 4.0] {
-        let acts = h.step(Input::SpawnFailed(127, "svc: not found".into()), t);
+        let acts = h.step(Input::SpawnFailed(0, 127, "svc: not found".into()), t);
         assert!(acts.is_empty(), "no resign: {acts:?}");
         let again = h.deadline().expect("restart timer");
         assert!(within(again - t, base), "{:?} for {base}s", again - t);
         assert!(h.timer(again - MS(1)).is_empty());
-        assert!(matches!(h.timer(again)[..], [Action::Spawn(_)]));
+        assert!(matches!(h.timer(again)[..], [Action::Spawn(0, _)]));
         t = again + MS(100);
     }
 }
@@ -147,7 +147,7 @@ fn spawn_failure_under_restart_is_retried_with_the_same_backoff() {
 fn spawn_failure_without_restart_resigns_and_exits_127() {
     let mut h = Harness::new(cfg());
     h.campaign(L1, &[(L1, 5)], S(0));
-    let acts = h.step(Input::SpawnFailed(127, "svc: not found".into()), MS(5));
+    let acts = h.step(Input::SpawnFailed(0, 127, "svc: not found".into()), MS(5));
     assert_eq!(acts, resign(L1));
     assert_eq!(h.step(Input::Revoked(Ok(())), MS(10)), [Action::Exit(127)]);
 }
@@ -173,9 +173,9 @@ fn restart_after_a_revoked_lease_campaigns_again_with_a_larger_rev() {
         ..cfg()
     });
     h.leader(L1, 5);
-    assert_eq!(h.step(own_deleted(L1), S(1)), [Action::SignalChild(15)]);
-    h.step(Input::ChildExited(ChildStatus::Signaled(15)), S(2));
-    assert_eq!(h.step(Input::ChildrenGone, S(2)), resign(L1));
+    assert_eq!(h.step(own_deleted(L1), S(1)), [Action::SignalChild(0, 15)]);
+    h.step(Input::ChildExited(0, ChildStatus::Signaled(15)), S(2));
+    assert_eq!(h.step(Input::ChildrenGone(0), S(2)), resign(L1));
     let gone = Error::new(ErrorKind::LeaseNotFound, "revoke", "lease not found");
     assert_eq!(
         h.step(Input::Revoked(Err(gone)), S(2)),
@@ -200,8 +200,8 @@ fn a_signal_during_the_revoke_after_a_loss_ends_a_restart_wrapper() {
     });
     h.leader(L1, 5);
     h.step(own_deleted(L1), S(1));
-    h.step(Input::ChildExited(ChildStatus::Signaled(15)), S(2));
-    assert_eq!(h.step(Input::ChildrenGone, S(2)), resign(L1));
+    h.step(Input::ChildExited(0, ChildStatus::Signaled(15)), S(2));
+    assert_eq!(h.step(Input::ChildrenGone(0), S(2)), resign(L1));
     assert!(h.step(Input::Signal(15), MS(2050)).is_empty());
     assert_eq!(
         h.step(Input::Revoked(Ok(())), MS(2100)),
@@ -218,8 +218,8 @@ fn a_timeout_does_not_end_a_restart_wrapper_once_it_has_led() {
     });
     h.leader(L1, 5);
     h.step(own_deleted(L1), S(2));
-    h.step(Input::ChildExited(ChildStatus::Signaled(15)), S(2));
-    assert_eq!(h.step(Input::ChildrenGone, S(2)), resign(L1));
+    h.step(Input::ChildExited(0, ChildStatus::Signaled(15)), S(2));
+    assert_eq!(h.step(Input::ChildrenGone(0), S(2)), resign(L1));
     assert_eq!(
         h.step(Input::Revoked(Ok(())), S(2)),
         [Action::Grant { ttl: 10 }]
@@ -233,10 +233,10 @@ fn a_loss_while_the_tree_drains_under_restart_campaigns_again() {
         ..cfg()
     });
     h.leader(L1, 5);
-    let acts = h.step(Input::ChildExited(ChildStatus::Exited(0)), S(1));
-    assert_eq!(acts, [Action::SignalChild(15)]);
+    let acts = h.step(Input::ChildExited(0, ChildStatus::Exited(0)), S(1));
+    assert_eq!(acts, [Action::SignalChild(0, 15)]);
     h.step(own_deleted(L1), MS(1100));
-    assert_eq!(h.step(Input::ChildrenGone, MS(1200)), resign(L1));
+    assert_eq!(h.step(Input::ChildrenGone(0), MS(1200)), resign(L1));
     let acts = h.step(Input::Revoked(Ok(())), MS(1300));
     assert_eq!(acts, [Action::Grant { ttl: 10 }]);
 }
@@ -290,12 +290,12 @@ impl World {
                     ChildStatus::Exited(i32::from(p % 4)),
                     ChildStatus::Signaled(9),
                 ];
-                Input::ChildExited(st[usize::from(p % 2)])
+                Input::ChildExited(0, st[usize::from(p % 2)])
             }
             6 if self.draining => {
                 self.draining = false;
                 self.tree = false;
-                Input::ChildrenGone
+                Input::ChildrenGone(0)
             }
             7 if self.revoke => {
                 self.revoke = false;
@@ -324,10 +324,10 @@ impl World {
                 self.unconfirmed = false;
                 if p.is_multiple_of(4) {
                     (self.spawn_open, self.tree) = (false, false);
-                    Input::SpawnFailed(127, "not found".into())
+                    Input::SpawnFailed(0, 127, "not found".into())
                 } else {
                     self.running = true;
-                    Input::Spawned(100)
+                    Input::Spawned(0, 100)
                 }
             }
             _ => return None,
@@ -344,10 +344,10 @@ impl World {
                 Action::Revoke(_) => (self.revoke, self.lease) = (true, None),
                 Action::KeepAliveSend => self.keep_alive = Some(self.now),
                 Action::KeepAliveClose | Action::Reconnect { .. } => self.keep_alive = None,
-                Action::SignalChild(sig) if *sig != 10 && (self.running || self.unconfirmed) => {
+                Action::SignalChild(0, sig) if *sig != 10 && (self.running || self.unconfirmed) => {
                     self.stopped = true
                 }
-                Action::Spawn(_) => {
+                Action::Spawn(0, _) => {
                     assert!(!self.stopped, "Spawn after a stop without a new Grant");
                     assert!(!self.spawn_open, "two Spawns without an exit between");
                     (self.unconfirmed, self.spawn_open, self.tree) = (true, true, true);

@@ -451,7 +451,7 @@ impl Sema {
     fn on_signal(&mut self, sig: i32, now: Duration, out: &mut Vec<Action>) {
         if !signals::is_fatal(sig) {
             if self.child.is_running() {
-                out.push(Action::SignalChild(sig));
+                out.push(Action::SignalChild(0, sig));
             }
             return;
         }
@@ -668,20 +668,24 @@ impl Machine for Sema {
                     }
                 }
             }
-            Input::Spawned(_) => self.child.spawned(now),
-            Input::SpawnFailed(code, why) => {
+            Input::Spawned(_, _) => self.child.spawned(now),
+            Input::SpawnFailed(_, code, why) => {
                 Self::log(&mut out, Level::Error, why);
                 let ended = self.child.spawn_failed(code);
                 self.on_child_ended(ended, now, &mut out);
             }
-            Input::ChildExited(status) => self.child.exited(status, now, &mut out),
-            Input::ChildrenGone => {
+            Input::ChildExited(_, status) => self.child.exited(status, now, &mut out),
+            Input::ChildrenGone(_) => {
                 if let Some(ended) = self.child.gone() {
                     self.on_child_ended(ended, now, &mut out);
                 }
             }
             Input::Signal(sig) => self.on_signal(sig, now, &mut out),
-            Input::Granted(_) | Input::Timer | Input::Txn(..) | Input::Range(..) => {}
+            Input::Granted(_)
+            | Input::Timer
+            | Input::ClockStep(_)
+            | Input::Txn(..)
+            | Input::Range(..) => {}
         }
         self.on_time(now, &mut out);
         out

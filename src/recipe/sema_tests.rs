@@ -100,8 +100,8 @@ fn resign(lease: i64) -> Vec<Action> {
 }
 
 fn env_of(acts: &[Action]) -> Vec<(String, String)> {
-    match acts.iter().find(|a| matches!(a, Action::Spawn(_))) {
-        Some(Action::Spawn(spec)) => spec.env.clone(),
+    match acts.iter().find(|a| matches!(a, Action::Spawn(0, _))) {
+        Some(Action::Spawn(0, spec)) => spec.env.clone(),
         _ => panic!("no Spawn in {acts:?}"),
     }
 }
@@ -265,7 +265,7 @@ impl Harness {
         assert_eq!(acts[1], self.claim_txn(0, 10));
         let acts = self.step(claimed(rev), self.now);
         assert_eq!(var(&acts, "CONCH_REV"), rev.to_string());
-        assert!(self.step(Input::Spawned(100), self.now).is_empty());
+        assert!(self.step(Input::Spawned(0, 100), self.now).is_empty());
         acts
     }
 }
@@ -310,7 +310,7 @@ fn uncontended_max_2_claims_slot_0_runs_the_child_and_exits_with_its_status() {
             Action::Watch(SLOTS, key_watch(skey, 21))
         ]
     );
-    let Some(Action::Spawn(spec)) = acts.last() else {
+    let Some(Action::Spawn(0, spec)) = acts.last() else {
         panic!("{acts:?}");
     };
     assert_eq!(spec.argv, cfg(2).argv);
@@ -326,11 +326,11 @@ fn uncontended_max_2_claims_slot_0_runs_the_child_and_exits_with_its_status() {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     assert_eq!(spec.env, env);
-    assert!(h.step(Input::Spawned(100), MS(20)).is_empty());
+    assert!(h.step(Input::Spawned(0, 100), MS(20)).is_empty());
 
-    let acts = h.step(Input::ChildExited(ChildStatus::Exited(0)), S(1));
-    assert_eq!(acts, [Action::SignalChild(15)], "the rest of the tree");
-    assert_eq!(h.step(Input::ChildrenGone, S(1)), resign(ME));
+    let acts = h.step(Input::ChildExited(0, ChildStatus::Exited(0)), S(1));
+    assert_eq!(acts, [Action::SignalChild(0, 15)], "the rest of the tree");
+    assert_eq!(h.step(Input::ChildrenGone(0), S(1)), resign(ME));
     assert_eq!(h.deadline(), None);
     assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(0)]);
 }

@@ -16,12 +16,16 @@ fn ttl_zero_answer_while_holding_stops_the_child_and_exits_70() {
     h.holder(20);
     let sent = h.deadline().expect("keep-alive due");
     assert_eq!(h.timer(sent), [Action::KeepAliveSend]);
-    assert_eq!(h.step(ka(sent, 0), S(3)), [Action::SignalChild(15)]);
+    assert_eq!(h.step(ka(sent, 0), S(3)), [Action::SignalChild(0, 15)]);
     assert_eq!(h.deadline(), Some(S(6)), "SIGKILL after kill_after");
-    let acts = h.step(Input::ChildExited(ChildStatus::Signaled(15)), S(4));
-    assert_eq!(acts, [Action::SignalChild(15)], "the rest of the tree too");
-    assert_eq!(h.timer(S(6)), [Action::SignalChild(9)]);
-    assert_eq!(h.step(Input::ChildrenGone, S(6)), resign(ME));
+    let acts = h.step(Input::ChildExited(0, ChildStatus::Signaled(15)), S(4));
+    assert_eq!(
+        acts,
+        [Action::SignalChild(0, 15)],
+        "the rest of the tree too"
+    );
+    assert_eq!(h.timer(S(6)), [Action::SignalChild(0, 9)]);
+    assert_eq!(h.step(Input::ChildrenGone(0), S(6)), resign(ME));
     assert_eq!(h.step(Input::Revoked(Ok(())), S(6)), [Action::Exit(70)]);
 }
 
@@ -32,14 +36,14 @@ fn own_queue_or_slot_key_deleted_while_holding_stops_the_child_and_exits_70() {
         h.holder(20);
         let k = if tag == OWN { h.qkey(ME) } else { h.skey(0) };
         let acts = h.step(deletes(tag, &[k], 30), S(1));
-        assert_eq!(acts, [Action::SignalChild(15)], "{which}");
+        assert_eq!(acts, [Action::SignalChild(0, 15)], "{which}");
         assert_eq!(h.deadline(), Some(S(4)));
         assert!(h.timer(MS(3999)).is_empty());
-        assert_eq!(h.timer(S(4)), [Action::SignalChild(9)]);
+        assert_eq!(h.timer(S(4)), [Action::SignalChild(0, 9)]);
         assert_eq!(h.deadline(), None);
-        let acts = h.step(Input::ChildExited(ChildStatus::Signaled(9)), S(4));
+        let acts = h.step(Input::ChildExited(0, ChildStatus::Signaled(9)), S(4));
         assert!(acts.is_empty());
-        assert_eq!(h.step(Input::ChildrenGone, S(4)), resign(ME));
+        assert_eq!(h.step(Input::ChildrenGone(0), S(4)), resign(ME));
         assert_eq!(h.step(Input::Revoked(Ok(())), S(4)), [Action::Exit(70)]);
     }
 }
@@ -49,17 +53,17 @@ fn a_late_loss_never_lets_the_grace_run_past_the_lease_deadline() {
     let mut h = Harness::new(cfg(2));
     h.holder(20);
     // Asleep through the renewal and the stop point, woken before expiry.
-    assert_eq!(h.timer(MS(8500)), [Action::SignalChild(15)]);
+    assert_eq!(h.timer(MS(8500)), [Action::SignalChild(0, 15)]);
     assert_eq!(
         h.deadline(),
         Some(S(10)),
         "not 11.5s: the lease ends at 10s"
     );
-    assert_eq!(h.timer(S(10)), [Action::SignalChild(9)]);
+    assert_eq!(h.timer(S(10)), [Action::SignalChild(0, 9)]);
     // Woken past the lease deadline: SIGKILL at once.
     let mut h = Harness::new(cfg(2));
     h.holder(20);
-    assert_eq!(h.timer(S(11)), [Action::SignalChild(9)]);
+    assert_eq!(h.timer(S(11)), [Action::SignalChild(0, 9)]);
 }
 
 #[test]
@@ -98,10 +102,13 @@ fn sigterm_while_holding_is_forwarded_and_exits_with_the_childs_status() {
             ..cfg(2)
         });
         h.holder(20);
-        assert_eq!(h.step(Input::Signal(15), S(1)), [Action::SignalChild(15)]);
+        assert_eq!(
+            h.step(Input::Signal(15), S(1)),
+            [Action::SignalChild(0, 15)]
+        );
         assert_eq!(h.deadline(), Some(S(4)), "SIGKILL after kill_after");
-        h.step(Input::ChildExited(status), S(2));
-        assert_eq!(h.step(Input::ChildrenGone, S(2)), resign(ME));
+        h.step(Input::ChildExited(0, status), S(2));
+        assert_eq!(h.step(Input::ChildrenGone(0), S(2)), resign(ME));
         assert_eq!(h.step(Input::Revoked(Ok(())), S(2)), [Action::Exit(code)]);
     }
 }
@@ -113,9 +120,12 @@ fn sigusr1_is_forwarded_only_while_a_child_runs() {
         ..cfg(2)
     });
     h.holder(20);
-    assert_eq!(h.step(Input::Signal(10), S(1)), [Action::SignalChild(10)]);
+    assert_eq!(
+        h.step(Input::Signal(10), S(1)),
+        [Action::SignalChild(0, 10)]
+    );
     assert_eq!(h.deadline(), Some(S(19)), "only the next keep-alive");
-    h.step(Input::ChildExited(ChildStatus::Exited(0)), S(2));
+    h.step(Input::ChildExited(0, ChildStatus::Exited(0)), S(2));
     assert!(h.step(Input::Signal(10), S(2)).is_empty(), "child gone");
 
     let mut h = waiter(cfg(1));
@@ -288,7 +298,7 @@ fn a_reread_after_failover_that_shows_the_slot_taken_over_is_a_loss() {
         results,
     };
     let acts = h.step(Input::Txn(REREAD, Ok(answer)), S(2));
-    assert_eq!(acts.last(), Some(&Action::SignalChild(15)));
+    assert_eq!(acts.last(), Some(&Action::SignalChild(0, 15)));
 }
 
 #[test]
@@ -297,7 +307,7 @@ fn spawn_failure_127_revokes_and_exits_127() {
     h.join(11, &[(ME, 10)], &[], S(0));
     let acts = h.step(claimed(20), S(0));
     assert_eq!(var(&acts, "CONCH_SLOT"), "0");
-    let failed = Input::SpawnFailed(127, "train: not found".into());
+    let failed = Input::SpawnFailed(0, 127, "train: not found".into());
     assert_eq!(h.step(failed, S(0)), resign(ME));
     assert_eq!(h.step(Input::Revoked(Ok(())), S(0)), [Action::Exit(127)]);
 }

@@ -84,11 +84,11 @@ impl World {
                     ChildStatus::Exited(i32::from(p % 4)),
                     ChildStatus::Signaled(9),
                 ];
-                Input::ChildExited(st[usize::from(p % 2)])
+                Input::ChildExited(0, st[usize::from(p % 2)])
             }
             6 if self.draining => {
                 (self.draining, self.tree) = (false, false);
-                Input::ChildrenGone
+                Input::ChildrenGone(0)
             }
             // Whichever request is outstanding gets its answer.
             7..=9 if std::mem::take(&mut self.revoke) => Input::Revoked(Ok(())),
@@ -160,10 +160,10 @@ impl World {
             10 if std::mem::take(&mut self.unconfirmed) => {
                 if p.is_multiple_of(4) {
                     (self.spawn_open, self.tree) = (false, false);
-                    Input::SpawnFailed(127, "not found".into())
+                    Input::SpawnFailed(0, 127, "not found".into())
                 } else {
                     self.running = true;
-                    Input::Spawned(100)
+                    Input::Spawned(0, 100)
                 }
             }
             11 if self.watches.contains(&SLOTS) => {
@@ -203,10 +203,10 @@ impl World {
                 Action::KeepAliveClose => self.keep_alive = None,
                 Action::Watch(t, _) if !self.watches.contains(t) => self.watches.push(*t),
                 Action::Unwatch(t) => self.watches.retain(|w| w != t),
-                Action::SignalChild(sig) if *sig != 10 && (self.running || self.unconfirmed) => {
+                Action::SignalChild(0, sig) if *sig != 10 && (self.running || self.unconfirmed) => {
                     self.stopped = true
                 }
-                Action::Spawn(_) => {
+                Action::Spawn(0, _) => {
                     assert!(!self.lost, "Spawn after a loss");
                     assert!(!self.stopped, "Spawn after a stop");
                     assert!(!self.spawn_open, "two Spawns without an exit between");

@@ -31,11 +31,4 @@ pub fn host_name() -> String {
         .to_string()
 }
 
-/// Unix milliseconds minus BOOTTIME milliseconds: machines turn their
-/// clock-free instants into wall time with it.
-pub fn wall_offset_ms() -> i64 {
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    wall - crate::core::clock::now().as_millis() as i64
-}
+pub use crate::core::clock::wall_offset_ms;
