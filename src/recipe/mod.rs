@@ -1,5 +1,6 @@
 //! The recipes, one sans-IO machine per file.
 
+pub mod cron;
 pub mod elect;
 pub mod queue;
 pub mod sema;

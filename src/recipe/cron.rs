@@ -1,0 +1,784 @@
+//! `conchd` as a sans-IO machine (05-cron.md): one lease and a node key,
+//! every job read once and then watched, one create-only claim per tick so
+//! that exactly one daemon of the fleet runs it, results recorded and
+//! history trimmed. Runs are not self-fenced: a claimed tick is claimed for
+//! good, so a lost lease is re-granted and the run markers put back on it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use crate::core::session::Session;
+use crate::core::supervise::{Ended, Supervisor};
+use crate::core::{signals, Action, ChildStatus, Input, Level, Machine, SpawnSpec, Tag};
+use crate::etcd::{
+    CmpOp, Compare, Error, EventKind, KeyValue, Op, Range, Target, Txn, TxnResult, WatchEvent,
+    WatchSpec,
+};
+use crate::keys::{lease_hex, parse_tick, Schema, TickKind};
+use crate::record::cron::{Claim, Job, Node, Outcome, RunResult};
+use crate::schedule::{fmt_rfc3339_utc, next_tick, Schedule, Zone};
+
+/// Request tags; answers come back in the order requests were made, so a
+/// queue per tag pairs them with what they were for.
+const REGISTER: Tag = 1;
+const CLAIM: Tag = 2;
+const FINISH: Tag = 3;
+const TRIM: Tag = 4;
+const JOBS: Tag = 5;
+/// The one watch: job definitions.
+const WATCH_JOBS: Tag = 1;
+
+const MAX_GRACE_SECS: i64 = 30;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub schema: Schema,
+    pub node: String,
+    pub host: String,
+    pub pid: u32,
+    pub ttl: Duration,
+    pub kill_after: Duration,
+    /// Unix ms minus BOOTTIME ms, measured at start; updated by
+    /// `Input::ClockStep`.
+    pub wall_offset_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+struct JobState {
+    job: Job,
+    mod_rev: i64,
+    schedule: Schedule,
+    zone: Zone,
+    /// The next tick to claim (unix seconds).
+    next: Option<i64>,
+}
+
+#[derive(Debug)]
+struct Run {
+    name: String,
+    tick: i64,
+    start_ms: i64,
+    keep: u32,
+    child: Supervisor,
+    timeout_at: Option<Duration>,
+    timed_out: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    ExpectLease,
+    ExpectRegister,
+    Serving,
+    ExpectRevoke,
+    Done,
+}
+
+pub struct Cron {
+    cfg: Config,
+    state: State,
+    session: Session,
+    jobs: BTreeMap<String, JobState>,
+    runs: BTreeMap<Tag, Run>,
+    claims: VecDeque<(String, i64)>,
+    finishes: VecDeque<(String, u32)>,
+    shutting_down: Option<i32>,
+    started_ms: i64,
+}
+
+impl Cron {
+    pub fn new(cfg: Config) -> Cron {
+        Cron {
+            session: Session::new(cfg.ttl, cfg.kill_after),
+            started_ms: 0,
+            cfg,
+            state: State::Done,
+            jobs: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            claims: VecDeque::new(),
+            finishes: VecDeque::new(),
+            shutting_down: None,
+        }
+    }
+
+    fn log(out: &mut Vec<Action>, level: Level, msg: String) {
+        out.push(Action::Log(level, msg));
+    }
+
+    fn wall_ms(&self, now: Duration) -> i64 {
+        now.as_millis() as i64 + self.cfg.wall_offset_ms
+    }
+
+    fn lease_hex(&self) -> String {
+        lease_hex(self.session.lease().unwrap_or_default())
+    }
+
+    fn marker(&self, now: Duration) -> String {
+        Claim {
+            node: self.cfg.node.clone(),
+            pid: u64::from(self.cfg.pid),
+            lease: self.lease_hex(),
+            at_ms: u64::try_from(self.wall_ms(now)).unwrap_or(0),
+        }
+        .to_json()
+    }
+
+    /// Registers the node and reads every job, in one request; after a
+    /// re-grant it also puts the markers of live runs back on the new lease.
+    fn register(&mut self, now: Duration, out: &mut Vec<Action>) {
+        let lease = self.session.lease().unwrap_or_default();
+        let node = Node {
+            host: self.cfg.host.clone(),
+            pid: u64::from(self.cfg.pid),
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_ms: u64::try_from(self.started_ms).unwrap_or(0),
+        };
+        let mut success = vec![
+            Op::put(
+                self.cfg.schema.cron_node_key(&self.cfg.node),
+                node.to_json(),
+                lease,
+            ),
+            Op::Get(Range::prefix(self.cfg.schema.cron_job_dir())),
+        ];
+        for run in self.runs.values() {
+            let key = self
+                .cfg
+                .schema
+                .cron_tick_key(TickKind::Run, &run.name, run.tick);
+            success.push(Op::put(key, self.marker(now), lease));
+        }
+        self.state = State::ExpectRegister;
+        out.push(Action::Txn(
+            REGISTER,
+            Txn {
+                compare: vec![],
+                success,
+                failure: vec![],
+            },
+        ));
+    }
+
+    /// Adds or replaces a job from its stored value; the next tick is the
+    /// first strictly after `now`, so nothing due before is caught up.
+    fn upsert(&mut self, kv: &KeyValue, now: Duration, out: &mut Vec<Action>) {
+        let Some(name) = Schema::leaf(&self.cfg.schema.cron_job_dir(), &kv.key)
+            .and_then(|seg| crate::keys::decode_name(seg).ok())
+        else {
+            return;
+        };
+        if self
+            .jobs
+            .get(&name)
+            .is_some_and(|j| j.mod_rev == kv.mod_revision)
+        {
+            return;
+        }
+        let parsed = Job::from_json(&kv.value).and_then(|job| {
+            let schedule = Schedule::parse(&job.schedule).map_err(|e| e.to_string())?;
+            let zone = Zone::parse(&job.tz).map_err(|e| e.to_string())?;
+            Ok((job, schedule, zone))
+        });
+        match parsed {
+            Ok((job, schedule, zone)) => {
+                let now_s = self.wall_ms(now).div_euclid(1000);
+                let next = next_tick(&schedule, &zone, now_s);
+                Self::log(
+                    out,
+                    Level::Debug,
+                    format!(
+                        "job {name}: {} ({}), next tick {}",
+                        job.schedule,
+                        job.tz,
+                        next.map_or("never".into(), fmt_rfc3339_utc)
+                    ),
+                );
+                self.jobs.insert(
+                    name,
+                    JobState {
+                        job,
+                        mod_rev: kv.mod_revision,
+                        schedule,
+                        zone,
+                        next,
+                    },
+                );
+            }
+            Err(why) => {
+                Self::log(
+                    out,
+                    Level::Error,
+                    format!("job {name} skipped: invalid definition: {why}"),
+                );
+                self.jobs.remove(&name);
+            }
+        }
+    }
+
+    fn on_jobs(&mut self, kvs: &[KeyValue], revision: i64, now: Duration, out: &mut Vec<Action>) {
+        let dir = self.cfg.schema.cron_job_dir();
+        let live: Vec<String> = kvs
+            .iter()
+            .filter_map(|kv| {
+                Schema::leaf(&dir, &kv.key).and_then(|s| crate::keys::decode_name(s).ok())
+            })
+            .collect();
+        self.jobs.retain(|name, _| live.contains(name));
+        for kv in kvs {
+            self.upsert(kv, now, out);
+        }
+        out.push(Action::Watch(
+            WATCH_JOBS,
+            WatchSpec::prefix(dir).from_revision(revision + 1),
+        ));
+    }
+
+    /// The claim: fire key and run marker, only while the fire key is absent
+    /// and the job is the one we know; under `--overlap skip` also only while
+    /// no run marker of the job exists, with a nested else that records the
+    /// skip exactly once. Every branch reads the fire key back, so a retry
+    /// after an unknown outcome recognises its own claim.
+    fn claim_txn(&self, name: &str, js: &JobState, tick: i64, now: Duration) -> Txn {
+        let s = &self.cfg.schema;
+        let lease = self.session.lease().unwrap_or_default();
+        let fire = s.cron_tick_key(TickKind::Fire, name, tick);
+        let base = vec![
+            Compare::key(
+                s.cron_job_key(name),
+                CmpOp::Equal,
+                Target::ModRevision(js.mod_rev),
+            ),
+            Compare::absent(fire.clone()),
+        ];
+        let mut compare = base.clone();
+        if !js.job.overlap_allow {
+            compare.push(Compare::prefix_empty(s.cron_tick_dir(TickKind::Run, name)));
+        }
+        let read_fire = Op::Get(Range::key(fire.clone()));
+        let success = vec![
+            Op::put(fire.clone(), self.marker(now), 0),
+            Op::put(
+                s.cron_tick_key(TickKind::Run, name, tick),
+                self.marker(now),
+                lease,
+            ),
+        ];
+        let failure = if js.job.overlap_allow {
+            vec![read_fire]
+        } else {
+            let skipped = RunResult {
+                outcome: Outcome::Skipped,
+                start_ms: u64::try_from(self.wall_ms(now)).unwrap_or(0),
+                end_ms: u64::try_from(self.wall_ms(now)).unwrap_or(0),
+                node: self.cfg.node.clone(),
+            };
+            vec![
+                Op::Txn(Txn {
+                    compare: base,
+                    success: vec![
+                        Op::put(fire.clone(), self.marker(now), 0),
+                        Op::put(
+                            s.cron_tick_key(TickKind::Result, name, tick),
+                            skipped.to_json(),
+                            0,
+                        ),
+                    ],
+                    failure: vec![],
+                }),
+                read_fire,
+            ]
+        };
+        Txn {
+            compare,
+            success,
+            failure,
+        }
+    }
+
+    /// Claims every tick that is due, skipping those whose grace ran out.
+    fn due(&mut self, now: Duration, out: &mut Vec<Action>) {
+        if self.state != State::Serving || self.shutting_down.is_some() {
+            return;
+        }
+        let now_ms = self.wall_ms(now);
+        let names: Vec<String> = self.jobs.keys().cloned().collect();
+        for name in names {
+            loop {
+                let Some(js) = self.jobs.get(&name) else {
+                    break;
+                };
+                let Some(tick) = js.next.filter(|t| t * 1000 <= now_ms) else {
+                    break;
+                };
+                let following = next_tick(&js.schedule, &js.zone, tick);
+                let grace = following.map_or(MAX_GRACE_SECS, |f| (f - tick).min(MAX_GRACE_SECS));
+                if now_ms > (tick + grace) * 1000 {
+                    Self::log(
+                        out,
+                        Level::Info,
+                        format!(
+                            "job {name}: tick {} missed (woke {}ms late)",
+                            fmt_rfc3339_utc(tick),
+                            now_ms - tick * 1000
+                        ),
+                    );
+                } else {
+                    let txn = self.claim_txn(&name, js, tick, now);
+                    self.claims.push_back((name.clone(), tick));
+                    out.push(Action::Txn(CLAIM, txn));
+                }
+                if let Some(js) = self.jobs.get_mut(&name) {
+                    js.next = following;
+                }
+            }
+        }
+    }
+
+    fn free_tag(&self) -> Option<Tag> {
+        (1..=Tag::MAX).find(|t| !self.runs.contains_key(t))
+    }
+
+    fn on_claim(&mut self, r: Result<TxnResult, Error>, now: Duration, out: &mut Vec<Action>) {
+        let Some((name, tick)) = self.claims.pop_front() else {
+            return;
+        };
+        let won = match &r {
+            Ok(t) if t.succeeded => Some(t.revision),
+            Ok(t) => {
+                // Our own earlier attempt may have won (a retried claim).
+                let fire = t.results.iter().rev().find_map(|res| match res {
+                    crate::etcd::OpResult::Range(rr) => rr.kvs.first().cloned(),
+                    _ => None,
+                });
+                let skipped = t.txn(0).is_some_and(|n| n.succeeded);
+                if skipped {
+                    Self::log(
+                        out,
+                        Level::Info,
+                        format!(
+                            "job {name}: tick {} skipped: the previous run is still running",
+                            fmt_rfc3339_utc(tick)
+                        ),
+                    );
+                }
+                fire.filter(|kv| {
+                    let c = Claim::from_json(&kv.value);
+                    !skipped && c.node == self.cfg.node && c.lease == self.lease_hex()
+                })
+                .map(|kv| kv.create_revision)
+            }
+            Err(e) => {
+                Self::log(
+                    out,
+                    Level::Error,
+                    format!(
+                        "job {name}: claim of tick {} failed: {e}",
+                        fmt_rfc3339_utc(tick)
+                    ),
+                );
+                None
+            }
+        };
+        let Some(rev) = won else { return };
+        let Some(js) = self.jobs.get(&name) else {
+            return;
+        };
+        let Some(tag) = self.free_tag() else {
+            Self::log(
+                out,
+                Level::Error,
+                format!("job {name}: too many concurrent runs"),
+            );
+            return;
+        };
+        let job = js.job.clone();
+        let fire = self.cfg.schema.cron_tick_key(TickKind::Fire, &name, tick);
+        let spec = SpawnSpec {
+            argv: job.argv.iter().map(Into::into).collect(),
+            env: vec![
+                ("CONCH_NAME".into(), name.clone()),
+                ("CONCH_JOB".into(), name.clone()),
+                ("CONCH_TICK".into(), fmt_rfc3339_utc(tick)),
+                ("CONCH_REV".into(), rev.to_string()),
+                ("CONCH_KEY".into(), fire),
+                ("CONCH_LEASE".into(), self.lease_hex()),
+            ],
+        };
+        Self::log(
+            out,
+            Level::Info,
+            format!(
+                "job {name}: tick {} claimed rev={rev}; running",
+                fmt_rfc3339_utc(tick)
+            ),
+        );
+        let mut child = Supervisor::with_tag(tag, Duration::from_millis(job.kill_after_ms));
+        child.spawn(spec, now, out);
+        self.runs.insert(
+            tag,
+            Run {
+                name,
+                tick,
+                start_ms: self.wall_ms(now),
+                keep: job.keep,
+                child,
+                timeout_at: job.timeout_ms.map(|t| now + Duration::from_millis(t)),
+                timed_out: false,
+            },
+        );
+    }
+
+    fn on_run_ended(&mut self, tag: Tag, ended: Ended, now: Duration, out: &mut Vec<Action>) {
+        let Some(run) = self.runs.remove(&tag) else {
+            return;
+        };
+        let outcome = match ended.status {
+            _ if run.timed_out => Outcome::Timeout,
+            ChildStatus::Exited(0) => Outcome::Ok,
+            ChildStatus::Exited(n) => Outcome::Failed(n),
+            ChildStatus::Signaled(s) => Outcome::Killed(s),
+        };
+        Self::log(
+            out,
+            Level::Info,
+            format!(
+                "job {}: tick {} {}",
+                run.name,
+                fmt_rfc3339_utc(run.tick),
+                outcome.label()
+            ),
+        );
+        let result = RunResult {
+            outcome,
+            start_ms: u64::try_from(run.start_ms).unwrap_or(0),
+            end_ms: u64::try_from(self.wall_ms(now)).unwrap_or(0),
+            node: self.cfg.node.clone(),
+        };
+        let s = &self.cfg.schema;
+        self.finishes.push_back((run.name.clone(), run.keep));
+        out.push(Action::Txn(
+            FINISH,
+            Txn {
+                compare: vec![],
+                success: vec![
+                    Op::put(
+                        s.cron_tick_key(TickKind::Result, &run.name, run.tick),
+                        result.to_json(),
+                        0,
+                    ),
+                    Op::delete(s.cron_tick_key(TickKind::Run, &run.name, run.tick)),
+                    Op::Get(Range::prefix(s.cron_tick_dir(TickKind::Fire, &run.name))),
+                ],
+                failure: vec![],
+            },
+        ));
+    }
+
+    /// Keeps the newest `keep` ticks of a job's history.
+    fn on_finished(&mut self, r: Result<TxnResult, Error>, out: &mut Vec<Action>) {
+        let Some((name, keep)) = self.finishes.pop_front() else {
+            return;
+        };
+        let t = match r {
+            Ok(t) => t,
+            Err(e) => {
+                Self::log(
+                    out,
+                    Level::Error,
+                    format!("job {name}: cannot record the result: {e}"),
+                );
+                return;
+            }
+        };
+        let Some(fires) = t.range(2) else { return };
+        let dir = self.cfg.schema.cron_tick_dir(TickKind::Fire, &name);
+        let mut ticks: Vec<i64> = fires
+            .kvs
+            .iter()
+            .filter_map(|kv| Schema::leaf(&dir, &kv.key).and_then(parse_tick))
+            .collect();
+        ticks.sort_unstable();
+        let keep = keep as usize;
+        if ticks.len() <= keep {
+            return;
+        }
+        let cut = ticks[ticks.len() - keep];
+        let s = &self.cfg.schema;
+        let ops = [TickKind::Fire, TickKind::Result]
+            .into_iter()
+            .map(|k| Op::Delete {
+                key: s.cron_tick_dir(k, &name).into_bytes(),
+                range_end: s.cron_tick_key(k, &name, cut).into_bytes(),
+            })
+            .collect();
+        out.push(Action::Txn(
+            TRIM,
+            Txn {
+                compare: vec![],
+                success: ops,
+                failure: vec![],
+            },
+        ));
+    }
+
+    fn on_signal(&mut self, sig: i32, now: Duration, out: &mut Vec<Action>) {
+        if !signals::is_fatal(sig) {
+            for run in self.runs.values_mut() {
+                if run.child.is_running() {
+                    out.push(Action::SignalChild(run.child.tag(), sig));
+                }
+            }
+            return;
+        }
+        if self.shutting_down.is_none() {
+            Self::log(
+                out,
+                Level::Info,
+                format!(
+                    "signal {sig}: claiming nothing more; stopping {} run(s)",
+                    self.runs.len()
+                ),
+            );
+        }
+        self.shutting_down = Some(sig);
+        for run in self.runs.values_mut() {
+            run.child.stop(sig, now, None, out);
+        }
+        self.maybe_exit(out);
+    }
+
+    fn maybe_exit(&mut self, out: &mut Vec<Action>) {
+        if self.shutting_down.is_none() || !self.runs.is_empty() || !self.finishes.is_empty() {
+            return;
+        }
+        if matches!(self.state, State::ExpectRevoke | State::Done) {
+            return;
+        }
+        out.push(Action::Unwatch(WATCH_JOBS));
+        if self.session.revoke(out) {
+            self.state = State::ExpectRevoke;
+        } else {
+            self.state = State::Done;
+            out.push(Action::Exit(0));
+        }
+    }
+
+    fn on_lease_lost(&mut self, why: &str, now: Duration, out: &mut Vec<Action>) {
+        if !self.session.mark_lost() {
+            return;
+        }
+        Self::log(
+            out,
+            Level::Info,
+            format!("lease lost: {why}; runs continue, registering again"),
+        );
+        out.push(Action::Unwatch(WATCH_JOBS));
+        self.session.revoke(out);
+        self.state = State::ExpectLease;
+        self.session.grant(now, out);
+    }
+
+    fn on_time(&mut self, now: Duration, out: &mut Vec<Action>) {
+        if matches!(self.state, State::ExpectRevoke | State::Done) {
+            return;
+        }
+        if let Some(why) = self.session.on_time(now, out) {
+            self.on_lease_lost(&why.0, now, out);
+        }
+        for run in self.runs.values_mut() {
+            if run.timeout_at.is_some_and(|t| now >= t) && run.child.is_running() {
+                run.timed_out = true;
+                run.timeout_at = None;
+                out.push(Action::Log(
+                    Level::Info,
+                    format!(
+                        "job {}: tick {} timed out; stopping",
+                        run.name,
+                        fmt_rfc3339_utc(run.tick)
+                    ),
+                ));
+                run.child.stop(15, now, None, out);
+            }
+            run.child.on_time(now, out);
+        }
+        self.due(now, out);
+    }
+
+    fn run_by_tag(&mut self, tag: Tag) -> Option<&mut Run> {
+        self.runs.get_mut(&tag)
+    }
+}
+
+impl Machine for Cron {
+    fn step(&mut self, input: Input, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        match input {
+            Input::Start => {
+                self.started_ms = self.wall_ms(now);
+                self.state = State::ExpectLease;
+                self.session.grant(now, &mut out);
+            }
+            Input::Granted(r) if self.state == State::ExpectLease => match r {
+                Ok(l) => {
+                    self.session.granted(l, now, &mut out);
+                    self.register(now, &mut out);
+                }
+                Err(e) if self.started_ms > 0 && e.is_unavailable() && !self.runs.is_empty() => {
+                    Self::log(
+                        &mut out,
+                        Level::Info,
+                        format!("cannot grant a lease ({e}); retrying"),
+                    );
+                    self.session.grant(now, &mut out);
+                }
+                Err(e) => {
+                    Self::log(&mut out, Level::Error, format!("cannot grant a lease: {e}"));
+                    self.state = State::Done;
+                    out.push(Action::Exit(crate::cli::EXIT_UNAVAILABLE));
+                }
+            },
+            Input::Txn(REGISTER, r) if self.state == State::ExpectRegister => match r {
+                Ok(t) => {
+                    self.state = State::Serving;
+                    if let Some(jobs) = t.range(1).cloned() {
+                        self.on_jobs(&jobs.kvs, jobs.revision, now, &mut out);
+                    }
+                    Self::log(
+                        &mut out,
+                        Level::Info,
+                        format!("node {} serving {} job(s)", self.cfg.node, self.jobs.len()),
+                    );
+                }
+                Err(e) => {
+                    Self::log(&mut out, Level::Error, format!("cannot register: {e}"));
+                    self.session.start_reconnect(&e, now, &mut out);
+                }
+            },
+            Input::Txn(CLAIM, r) => self.on_claim(r, now, &mut out),
+            Input::Txn(FINISH, r) => {
+                self.on_finished(r, &mut out);
+                self.maybe_exit(&mut out);
+            }
+            Input::Range(JOBS, Ok(r)) => self.on_jobs(&r.kvs, r.revision, now, &mut out),
+            Input::Range(JOBS, Err(e)) => self.session.start_reconnect(&e, now, &mut out),
+            Input::Watch(_, r) => match r {
+                Ok(WatchEvent::Events { events, .. }) => {
+                    for e in events {
+                        match e.kind {
+                            EventKind::Put => self.upsert(&e.kv, now, &mut out),
+                            EventKind::Delete => {
+                                let dir = self.cfg.schema.cron_job_dir();
+                                if let Some(name) = Schema::leaf(&dir, &e.kv.key)
+                                    .and_then(|s| crate::keys::decode_name(s).ok())
+                                {
+                                    if self.jobs.remove(&name).is_some() {
+                                        Self::log(
+                                            &mut out,
+                                            Level::Info,
+                                            format!("job {name} removed"),
+                                        );
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                Ok(WatchEvent::Progress { .. }) => {}
+                Ok(_) => out.push(Action::Range(
+                    JOBS,
+                    Range::prefix(self.cfg.schema.cron_job_dir()),
+                )),
+                Err(e) => self.session.start_reconnect(&e, now, &mut out),
+            },
+            Input::KeepAlive(r) => {
+                if let Some(why) = self.session.on_keepalive(r, now, &mut out) {
+                    self.on_lease_lost(&why.0, now, &mut out);
+                }
+            }
+            Input::Reconnected(r) => {
+                if self.session.on_reconnected(r, now, &mut out) {
+                    out.push(Action::Range(
+                        JOBS,
+                        Range::prefix(self.cfg.schema.cron_job_dir()),
+                    ));
+                }
+            }
+            Input::Revoked(_) if self.state == State::ExpectRevoke => {
+                Self::log(&mut out, Level::Info, "stopped".into());
+                self.state = State::Done;
+                out.push(Action::Exit(0));
+            }
+            Input::Spawned(tag, _) => {
+                if let Some(run) = self.run_by_tag(tag) {
+                    run.child.spawned(now);
+                }
+            }
+            Input::SpawnFailed(tag, code, why) => {
+                Self::log(&mut out, Level::Error, why);
+                if let Some(run) = self.run_by_tag(tag) {
+                    let ended = run.child.spawn_failed(code);
+                    self.on_run_ended(tag, ended, now, &mut out);
+                }
+            }
+            Input::ChildExited(tag, status) => {
+                if let Some(run) = self.run_by_tag(tag) {
+                    run.child.exited(status, now, &mut out);
+                }
+            }
+            Input::ChildrenGone(tag) => {
+                if let Some(ended) = self.run_by_tag(tag).and_then(|r| r.child.gone()) {
+                    self.on_run_ended(tag, ended, now, &mut out);
+                }
+            }
+            Input::Signal(sig) => self.on_signal(sig, now, &mut out),
+            Input::ClockStep(offset) => {
+                Self::log(
+                    &mut out,
+                    Level::Info,
+                    format!(
+                        "wall clock stepped by {}ms; recomputing ticks",
+                        offset - self.cfg.wall_offset_ms
+                    ),
+                );
+                self.cfg.wall_offset_ms = offset;
+                let now_s = self.wall_ms(now).div_euclid(1000);
+                for js in self.jobs.values_mut() {
+                    js.next = next_tick(&js.schedule, &js.zone, now_s);
+                }
+            }
+            Input::Granted(_)
+            | Input::Txn(..)
+            | Input::Range(..)
+            | Input::Revoked(_)
+            | Input::Timer => {}
+        }
+        self.on_time(now, &mut out);
+        out
+    }
+
+    fn deadline(&self) -> Option<Duration> {
+        if matches!(self.state, State::ExpectRevoke | State::Done) {
+            return None;
+        }
+        let mut d: Vec<Duration> = Vec::new();
+        d.extend(self.session.deadline());
+        for run in self.runs.values() {
+            d.extend(run.child.deadline());
+            if run.child.is_running() {
+                d.extend(run.timeout_at);
+            }
+        }
+        if self.state == State::Serving && self.shutting_down.is_none() {
+            for js in self.jobs.values() {
+                if let Some(t) = js.next {
+                    let boot_ms = (t * 1000 - self.cfg.wall_offset_ms).max(0);
+                    d.push(Duration::from_millis(boot_ms as u64));
+                }
+            }
+        }
+        d.into_iter().min()
+    }
+}
+
+#[cfg(test)]
+#[path = "cron_tests.rs"]
+mod tests;
