@@ -302,10 +302,7 @@ impl Cron {
         let now_ms = self.wall_ms(now);
         let names: Vec<String> = self.jobs.keys().cloned().collect();
         for name in names {
-            loop {
-                let Some(js) = self.jobs.get(&name) else {
-                    break;
-                };
+            while let Some(js) = self.jobs.get(&name) {
                 let Some(tick) = js.next.filter(|t| t * 1000 <= now_ms) else {
                     break;
                 };
