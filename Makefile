@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release/conch
 
-.PHONY: all build release deps demo test unit proto proto-check static bench fuzz invariant-random clean
+.PHONY: all build release deps demo test unit smoke proto proto-check static bench fuzz invariant-random clean
 
 all: build
 
@@ -25,6 +25,11 @@ test: deps
 
 unit:
 	$(CARGO) test --lib
+
+# The cluster smoke script against a throwaway etcd (after a deploy, run
+# conch-smoke.sh itself with CONCH_ENDPOINTS set to the real cluster).
+smoke: build
+	CONCH_BIN=$(CURDIR)/target/debug/conch SMOKE_EVERY=$${SMOKE_EVERY:-2s} tests/with-etcd.sh ./conch-smoke.sh
 
 # Regenerates src/etcd/pb from proto/ (pure Rust: no protoc needed).
 proto:

@@ -6,23 +6,11 @@ set -euo pipefail
 bin=${1:-target/release/conch}
 command -v etcd >/dev/null || { echo "demo: etcd not found (make deps)" >&2; exit 69; }
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/conch-demo.XXXXXX")
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
-cport=$(free_port); pport=$(free_port)
-etcd --name demo --data-dir "$dir/data" \
-  --listen-client-urls "http://127.0.0.1:$cport" --advertise-client-urls "http://127.0.0.1:$cport" \
-  --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-  --initial-cluster "demo=http://127.0.0.1:$pport" --log-level error --logger zap >"$dir/etcd.log" 2>&1 &
-etcd_pid=$!
-cleanup() { kill "$etcd_pid" 2>/dev/null || true; wait "$etcd_pid" 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
-export CONCH_ENDPOINTS="127.0.0.1:$cport" CONCH_PREFIX=/demo
+# Always a throwaway etcd, whatever CONCH_ENDPOINTS the shell has.
+if [ -z "${CONCH_DEMO_ETCD:-}" ]; then
+  CONCH_DEMO_ETCD=1 exec "$(dirname "$0")/with-etcd.sh" "$0" "$bin"
+fi
+export CONCH_PREFIX=/demo
 
 # Ready when --who answers (1: vacant) instead of 69 (unreachable).
 for _ in $(seq 100); do
@@ -30,7 +18,7 @@ for _ in $(seq 100); do
   [ "$rc" = 1 ] && break
   sleep 0.1
 done
-echo "== etcd on 127.0.0.1:$cport; two candidates for the office 'demo'"
+echo "== etcd on $CONCH_ENDPOINTS; two candidates for the office 'demo'"
 "$bin" elect demo -- sh -c 'echo "[A] leader, CONCH_REV=$CONCH_REV; working 2s"; sleep 2; echo "[A] done"' &
 a=$!
 # B queues behind A once A holds.
