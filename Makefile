@@ -38,5 +38,15 @@ proto:
 proto-check:
 	$(CARGO) run --quiet --manifest-path proto/gen/Cargo.toml -- --check
 
+# A stripped static x86_64-unknown-linux-musl binary, then proof that it
+# runs in an empty root.
+MUSL := x86_64-unknown-linux-musl
+STATIC := target/$(MUSL)/release/conch
+static:
+	@rustup target list --installed | grep -q '^$(MUSL)$$' || rustup target add $(MUSL)
+	$(CARGO) build --release --target $(MUSL)
+	@ls -l $(STATIC)
+	tests/static.sh $(STATIC)
+
 clean:
 	$(CARGO) clean

@@ -23,11 +23,18 @@ impl Keeper {
     /// group so that a Ctrl-C meant for the job does not reach it.
     pub fn start() -> std::io::Result<Keeper> {
         use std::os::unix::process::CommandExt;
+        // The keeper writes nothing; it must not hold the job's stdout open
+        // (a `$(conch ...)` would wait for it). A root without /dev/null
+        // (a bare chroot) still gets a keeper.
+        let stdout = std::fs::File::options()
+            .write(true)
+            .open("/dev/null")
+            .map_or_else(|_| Stdio::inherit(), Stdio::from);
         let child = Command::new("/proc/self/exe")
             .arg0("conch-keeper")
             .arg(ARG)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .process_group(0)
             .spawn()?;
         Ok(Keeper {
