@@ -48,5 +48,10 @@ static:
 	@ls -l $(STATIC)
 	tests/static.sh $(STATIC)
 
+# The figures of 08-performance.md side by side with `etcdctl lock`
+# (BENCH=--quick for a shorter run). Never part of `make test`.
+bench: deps release static
+	python3 tests/bench.py $(BENCH)
+
 clean:
 	$(CARGO) clean

@@ -36,12 +36,6 @@ pub fn parse_invocation(
 
 /// Runs the program; returns the process exit code.
 pub fn main() -> i32 {
-    if std::env::args_os()
-        .nth(1)
-        .is_some_and(|a| a == crate::core::keeper::ARG)
-    {
-        return crate::core::keeper::run();
-    }
     let env = |k: &str| std::env::var(k).ok();
     let inv = match parse_invocation(std::env::args_os().collect(), &env) {
         Ok(inv) => inv,

@@ -25,7 +25,6 @@ struct Draining {
     pgid: u32,
 }
 
-#[derive(Default)]
 pub struct Children {
     pub running: Vec<Running>,
     draining: Vec<Draining>,
@@ -33,6 +32,14 @@ pub struct Children {
 }
 
 impl Children {
+    pub fn new(keeper: Keeper) -> Children {
+        Children {
+            running: Vec::new(),
+            draining: Vec::new(),
+            keeper: Some(keeper),
+        }
+    }
+
     fn keeper_pid(&self) -> Option<u32> {
         self.keeper.as_ref().map(Keeper::pid)
     }
@@ -51,19 +58,6 @@ impl Children {
         spec: &SpawnSpec,
         register: impl FnOnce(OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>>,
     ) -> (Input, Option<String>) {
-        if self.keeper.is_none() {
-            match Keeper::start() {
-                Ok(k) => self.keeper = Some(k),
-                // Without a keeper a SIGKILLed wrapper would leak the child's
-                // detached descendants: refuse rather than run unguarded.
-                Err(e) => {
-                    return (
-                        Input::SpawnFailed(tag, 126, format!("cannot start keeper: {e}")),
-                        None,
-                    )
-                }
-            }
-        }
         let marker = spec
             .env
             .iter()

@@ -12,6 +12,7 @@ use tokio::io::Interest;
 use super::child;
 use super::children::{Children, Running};
 use super::clock::{self, Timer};
+use super::keeper::Keeper;
 use super::signals::Signals;
 use super::{Action, Input, Level, Machine, Tag};
 use crate::cli::Verbosity;
@@ -97,7 +98,7 @@ async fn readable<T: AsRawFd>(fd: Option<&AsyncFd<T>>) {
 impl Driver {
     /// Sets up signals and the timer. Called before anything is written to
     /// etcd, so a Ctrl-C during the campaign is handled, not fatal.
-    pub fn new(client: Client, verbosity: Verbosity) -> std::io::Result<Driver> {
+    pub fn new(client: Client, verbosity: Verbosity, keeper: Keeper) -> std::io::Result<Driver> {
         let signals = Signals::install()?;
         let timer = Timer::new()?;
         let signals = register(&client, signals)?;
@@ -108,7 +109,7 @@ impl Driver {
             verbosity,
             keepalive: None,
             watches: [None, None, None],
-            children: Children::default(),
+            children: Children::new(keeper),
             wall_offset_ms: clock::wall_offset_ms(),
             signals,
             timer,

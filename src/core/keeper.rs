@@ -4,42 +4,54 @@
 //! descendant inherits; when the pipe closes without a "done", it kills
 //! them all.
 
-use std::io::{BufRead, Write};
-use std::process::{ChildStdin, Command, Stdio};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::OwnedFd;
 
 use rustix::process::{Pid, Signal};
-
-/// The hidden first argument that turns the program into a keeper.
-pub const ARG: &str = "__conch_keeper";
 
 /// The wrapper's end.
 pub struct Keeper {
     pid: u32,
-    stdin: Option<ChildStdin>,
+    stdin: Option<File>,
 }
 
 impl Keeper {
-    /// Starts a keeper: the program itself, re-executed, in its own process
-    /// group so that a Ctrl-C meant for the job does not reach it.
+    /// Forks the keeper. Call it first thing, while the process has one
+    /// thread (no runtime, no connection yet): the keeper is a plain fork
+    /// of the wrapper, which costs a fraction of an exec. It moves to its own
+    /// process group so that a Ctrl-C meant for the job does not reach it.
     pub fn start() -> std::io::Result<Keeper> {
-        use std::os::unix::process::CommandExt;
-        // The keeper writes nothing; it must not hold the job's stdout open
-        // (a `$(conch ...)` would wait for it). A root without /dev/null
-        // (a bare chroot) still gets a keeper.
-        let stdout = std::fs::File::options()
-            .write(true)
-            .open("/dev/null")
-            .map_or_else(|_| Stdio::inherit(), Stdio::from);
-        let child = Command::new("/proc/self/exe")
-            .arg0("conch-keeper")
-            .arg(ARG)
-            .stdin(Stdio::piped())
-            .stdout(stdout)
-            .process_group(0)
-            .spawn()?;
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        // SAFETY: called while the process is single-threaded (see above), so
+        // the child may run ordinary code; it leaves only through _exit.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if pid == 0 {
+            drop(write);
+            let _ = rustix::process::setpgid(None, None);
+            // The keeper writes nothing; it must not hold the job's stdout
+            // open (a `$(conch ...)` would wait for it).
+            // SAFETY: plain syscalls on descriptors this process owns.
+            unsafe {
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+                if null >= 0 {
+                    libc::dup2(null, 1);
+                    libc::close(null);
+                } else {
+                    libc::close(1);
+                }
+            }
+            let code = run(read);
+            // SAFETY: ends the forked copy without running the wrapper's
+            // exit handlers or flushing its buffers a second time.
+            unsafe { libc::_exit(code) }
+        }
         Ok(Keeper {
-            pid: child.id(),
-            stdin: child.stdin,
+            pid: pid as u32,
+            stdin: Some(File::from(write)),
         })
     }
 
@@ -68,12 +80,11 @@ impl Drop for Keeper {
     }
 }
 
-/// The keeper's main: returns its exit code.
-pub fn run() -> i32 {
+/// The keeper's main, reading the wrapper's pipe: returns its exit code.
+fn run(pipe: OwnedFd) -> i32 {
     let mut pgids: Vec<u32> = Vec::new();
     let mut marks: Vec<Vec<u8>> = Vec::new();
-    let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
+    for line in BufReader::new(File::from(pipe)).lines() {
         let Ok(line) = line else { break };
         if line == "done" {
             return 0;

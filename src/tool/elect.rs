@@ -3,24 +3,19 @@
 
 use std::collections::BTreeMap;
 
-use super::{connect, host_name, wall_offset_ms};
+use super::{hold, host_name, wall_offset_ms, with_client};
 use crate::cli::config::Elect as Cmd;
 use crate::cli::{Global, Output};
-use crate::core::driver::Driver;
 use crate::etcd::{Client, EventKind, KeyValue, Range, WatchEvent, WatchSpec};
 use crate::keys::Schema;
 use crate::recipe::elect::{Config, Elect};
 use crate::record::{self, Holder};
 
 pub fn run(global: &Global, name: &str, cmd: Cmd) -> i32 {
-    let client = match connect(global) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
     let schema = Schema::new(&global.prefix);
     match cmd {
-        Cmd::Who(out) => who(&client, &schema, name, out),
-        Cmd::Observe(out) => observe(&client, &schema, name, out),
+        Cmd::Who(out) => with_client(global, |c| who(c, &schema, name, out)),
+        Cmd::Observe(out) => with_client(global, |c| observe(c, &schema, name, out)),
         Cmd::Run {
             wait,
             restart,
@@ -39,14 +34,7 @@ pub fn run(global: &Global, name: &str, cmd: Cmd) -> i32 {
                 wall_offset_ms: wall_offset_ms(),
                 seed: u64::from(std::process::id()) ^ wall_offset_ms() as u64,
             };
-            let mut driver = match Driver::new(client, global.verbosity) {
-                Ok(d) => d,
-                Err(e) => {
-                    eprintln!("conch: cannot set up the event loop: {e}");
-                    return crate::cli::EXIT_UNAVAILABLE;
-                }
-            };
-            driver.run(&mut Elect::new(cfg))
+            hold(global, &mut Elect::new(cfg))
         }
     }
 }

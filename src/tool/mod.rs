@@ -8,7 +8,43 @@ pub mod elect;
 pub mod sema;
 
 use crate::cli::Global;
+use crate::core::driver::Driver;
+use crate::core::keeper::Keeper;
+use crate::core::Machine;
 use crate::etcd::{Client, ClientConfig};
+
+/// Runs a holding machine: forks the keeper first (it must exist before
+/// anything else starts, while the process has one thread), connects, and
+/// drives the machine to its exit code.
+pub fn hold(global: &Global, machine: &mut dyn Machine) -> i32 {
+    let keeper = match Keeper::start() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("conch: cannot start the keeper process: {e}; nothing was started");
+            return crate::cli::EXIT_UNAVAILABLE;
+        }
+    };
+    let client = match connect(global) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match Driver::new(client, global.verbosity, keeper) {
+        Ok(mut d) => d.run(machine),
+        Err(e) => {
+            eprintln!("conch: cannot set up the event loop: {e}");
+            crate::cli::EXIT_UNAVAILABLE
+        }
+    }
+}
+
+/// Connects, then runs `f` with the client; for commands that only read
+/// or write.
+pub fn with_client(global: &Global, f: impl FnOnce(&Client) -> i32) -> i32 {
+    match connect(global) {
+        Ok(c) => f(&c),
+        Err(code) => code,
+    }
+}
 
 /// Connects as `global` says; on failure prints one line and returns the
 /// exit code (69: nothing was started).

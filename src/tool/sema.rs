@@ -3,23 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use super::{connect, host_name, wall_offset_ms};
+use super::{hold, host_name, wall_offset_ms, with_client};
 use crate::cli::config::Sema as Cmd;
 use crate::cli::{Global, Output};
-use crate::core::driver::Driver;
 use crate::etcd::{Client, KeyValue, Range};
 use crate::keys::{self, Schema};
 use crate::recipe::sema::{Config, Sema};
 use crate::record::{self, Holder};
 
 pub fn run(global: &Global, name: &str, cmd: Cmd) -> i32 {
-    let client = match connect(global) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
     let schema = Schema::new(&global.prefix);
     match cmd {
-        Cmd::Who { max, out } => who(&client, &schema, name, max, out),
+        Cmd::Who { max, out } => with_client(global, |c| who(c, &schema, name, max, out)),
         Cmd::Run { max, wait, argv } => {
             let cfg = Config {
                 name: name.to_string(),
@@ -33,13 +28,7 @@ pub fn run(global: &Global, name: &str, cmd: Cmd) -> i32 {
                 pid: std::process::id(),
                 wall_offset_ms: wall_offset_ms(),
             };
-            match Driver::new(client, global.verbosity) {
-                Ok(mut d) => d.run(&mut Sema::new(cfg)),
-                Err(e) => {
-                    eprintln!("conch: cannot set up the event loop: {e}");
-                    crate::cli::EXIT_UNAVAILABLE
-                }
-            }
+            hold(global, &mut Sema::new(cfg))
         }
     }
 }
