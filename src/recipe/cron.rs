@@ -83,6 +83,8 @@ pub struct Cron {
     finishes: VecDeque<(String, u32)>,
     shutting_down: Option<i32>,
     started_ms: i64,
+    /// The latest wall time (unix ms) at which ticks were considered.
+    seen_ms: i64,
 }
 
 impl Cron {
@@ -97,6 +99,7 @@ impl Cron {
             claims: VecDeque::new(),
             finishes: VecDeque::new(),
             shutting_down: None,
+            seen_ms: i64::MIN,
         }
     }
 
@@ -106,6 +109,15 @@ impl Cron {
 
     fn wall_ms(&self, now: Duration) -> i64 {
         now.as_millis() as i64 + self.cfg.wall_offset_ms
+    }
+
+    /// The latest wall time seen, in whole seconds. Every tick up to it was
+    /// claimed, missed, or due before its job was known, so next ticks come
+    /// after it even when the wall clock is stepped back: a tick claimed
+    /// twice by one daemon would pass for a retried claim and run twice.
+    fn seen_s(&mut self, now: Duration) -> i64 {
+        self.seen_ms = self.seen_ms.max(self.wall_ms(now));
+        self.seen_ms.div_euclid(1000)
     }
 
     fn lease_hex(&self) -> String {
@@ -180,7 +192,7 @@ impl Cron {
         });
         match parsed {
             Ok((job, schedule, zone)) => {
-                let now_s = self.wall_ms(now).div_euclid(1000);
+                let now_s = self.seen_s(now);
                 let next = next_tick(&schedule, &zone, now_s);
                 Self::log(
                     out,
@@ -300,6 +312,7 @@ impl Cron {
             return;
         }
         let now_ms = self.wall_ms(now);
+        self.seen_s(now);
         let names: Vec<String> = self.jobs.keys().cloned().collect();
         for name in names {
             while let Some(js) = self.jobs.get(&name) {
@@ -376,6 +389,18 @@ impl Cron {
             }
         };
         let Some(rev) = won else { return };
+        if self.shutting_down.is_some() {
+            // The lease may be revoked already: start nothing.
+            Self::log(
+                out,
+                Level::Info,
+                format!(
+                    "job {name}: tick {} claimed while stopping; not run",
+                    fmt_rfc3339_utc(tick)
+                ),
+            );
+            return;
+        }
         let Some(js) = self.jobs.get(&name) else {
             return;
         };
@@ -692,7 +717,11 @@ impl Machine for Cron {
                 }
             }
             Input::Reconnected(r) => {
-                if self.session.on_reconnected(r, now, &mut out) {
+                let back = self.session.on_reconnected(r, now, &mut out);
+                if back && self.state == State::ExpectRegister {
+                    // The register txn failed: send it again.
+                    self.register(now, &mut out);
+                } else if back {
                     out.push(Action::Range(
                         JOBS,
                         Range::prefix(self.cfg.schema.cron_job_dir()),
@@ -737,7 +766,7 @@ impl Machine for Cron {
                     ),
                 );
                 self.cfg.wall_offset_ms = offset;
-                let now_s = self.wall_ms(now).div_euclid(1000);
+                let now_s = self.seen_s(now);
                 for js in self.jobs.values_mut() {
                     js.next = next_tick(&js.schedule, &js.zone, now_s);
                 }
