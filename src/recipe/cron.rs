@@ -563,7 +563,9 @@ impl Cron {
         }
         self.shutting_down = Some(sig);
         for run in self.runs.values_mut() {
-            run.child.stop(sig, now, None, out);
+            // The daemon's own --kill-after bounds the grace of a shutdown.
+            run.child
+                .stop(sig, now, Some(now + self.cfg.kill_after), out);
         }
         self.maybe_exit(out);
     }
