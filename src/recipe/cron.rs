@@ -64,6 +64,20 @@ struct Run {
     timed_out: bool,
 }
 
+/// A result being written: the transaction, kept for a retry.
+#[derive(Debug, Clone)]
+struct Finish {
+    name: String,
+    keep: u32,
+    txn: Txn,
+    attempts: u32,
+}
+
+/// Pause between attempts to write a result etcd did not take.
+const RESULT_RETRY: Duration = Duration::from_secs(1);
+/// Attempts while shutting down, so a daemon whose etcd is gone still exits.
+const RESULT_ATTEMPTS_AT_EXIT: u32 = 5;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     ExpectLease,
@@ -80,7 +94,9 @@ pub struct Cron {
     jobs: BTreeMap<String, JobState>,
     runs: BTreeMap<Tag, Run>,
     claims: VecDeque<(String, i64)>,
-    finishes: VecDeque<(String, u32)>,
+    finishes: VecDeque<Finish>,
+    /// Results etcd did not take, with when to try again.
+    unrecorded: Vec<(Duration, Finish)>,
     shutting_down: Option<i32>,
     started_ms: i64,
     /// The latest wall time (unix ms) at which ticks were considered.
@@ -98,6 +114,7 @@ impl Cron {
             runs: BTreeMap::new(),
             claims: VecDeque::new(),
             finishes: VecDeque::new(),
+            unrecorded: Vec::new(),
             shutting_down: None,
             seen_ms: i64::MIN,
         }
@@ -476,38 +493,59 @@ impl Cron {
             node: self.cfg.node.clone(),
         };
         let s = &self.cfg.schema;
-        self.finishes.push_back((run.name.clone(), run.keep));
-        out.push(Action::Txn(
-            FINISH,
-            Txn {
-                compare: vec![],
-                success: vec![
-                    Op::put(
-                        s.cron_tick_key(TickKind::Result, &run.name, run.tick),
-                        result.to_json(),
-                        0,
-                    ),
-                    Op::delete(s.cron_tick_key(TickKind::Run, &run.name, run.tick)),
-                    Op::Get(Range::prefix(s.cron_tick_dir(TickKind::Fire, &run.name))),
-                ],
-                failure: vec![],
+        // Idempotent (a put and a delete), so a failed write is simply sent
+        // again: a finished run must not turn into a zombie.
+        let txn = Txn {
+            compare: vec![],
+            success: vec![
+                Op::put(
+                    s.cron_tick_key(TickKind::Result, &run.name, run.tick),
+                    result.to_json(),
+                    0,
+                ),
+                Op::delete(s.cron_tick_key(TickKind::Run, &run.name, run.tick)),
+                Op::Get(Range::prefix(s.cron_tick_dir(TickKind::Fire, &run.name))),
+            ],
+            failure: vec![],
+        };
+        self.send_finish(
+            Finish {
+                name: run.name.clone(),
+                keep: run.keep,
+                txn,
+                attempts: 0,
             },
-        ));
+            out,
+        );
+    }
+
+    fn send_finish(&mut self, mut f: Finish, out: &mut Vec<Action>) {
+        f.attempts += 1;
+        out.push(Action::Txn(FINISH, f.txn.clone()));
+        self.finishes.push_back(f);
     }
 
     /// Keeps the newest `keep` ticks of a job's history.
-    fn on_finished(&mut self, r: Result<TxnResult, Error>, out: &mut Vec<Action>) {
-        let Some((name, keep)) = self.finishes.pop_front() else {
+    fn on_finished(&mut self, r: Result<TxnResult, Error>, now: Duration, out: &mut Vec<Action>) {
+        let Some(f) = self.finishes.pop_front() else {
             return;
         };
+        let (name, keep) = (f.name.clone(), f.keep);
         let t = match r {
             Ok(t) => t,
             Err(e) => {
+                let give_up = self.shutting_down.is_some() && f.attempts >= RESULT_ATTEMPTS_AT_EXIT;
                 Self::log(
                     out,
                     Level::Error,
-                    format!("job {name}: cannot record the result: {e}"),
+                    format!(
+                        "job {name}: cannot record the result: {e}; {}",
+                        if give_up { "giving up" } else { "retrying" }
+                    ),
                 );
+                if !give_up {
+                    self.unrecorded.push((now + RESULT_RETRY, f));
+                }
                 return;
             }
         };
@@ -571,7 +609,11 @@ impl Cron {
     }
 
     fn maybe_exit(&mut self, out: &mut Vec<Action>) {
-        if self.shutting_down.is_none() || !self.runs.is_empty() || !self.finishes.is_empty() {
+        if self.shutting_down.is_none()
+            || !self.runs.is_empty()
+            || !self.finishes.is_empty()
+            || !self.unrecorded.is_empty()
+        {
             return;
         }
         if matches!(self.state, State::ExpectRevoke | State::Done) {
@@ -623,6 +665,13 @@ impl Cron {
                 run.child.stop(15, now, None, out);
             }
             run.child.on_time(now, out);
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unrecorded)
+            .into_iter()
+            .partition(|(at, _)| now >= *at);
+        self.unrecorded = later;
+        for (_, f) in due {
+            self.send_finish(f, out);
         }
         self.due(now, out);
     }
@@ -679,7 +728,7 @@ impl Machine for Cron {
             },
             Input::Txn(CLAIM, r) => self.on_claim(r, now, &mut out),
             Input::Txn(FINISH, r) => {
-                self.on_finished(r, &mut out);
+                self.on_finished(r, now, &mut out);
                 self.maybe_exit(&mut out);
             }
             Input::Range(JOBS, Ok(r)) => self.on_jobs(&r.kvs, r.revision, now, &mut out),
@@ -795,6 +844,7 @@ impl Machine for Cron {
                 d.extend(run.timeout_at);
             }
         }
+        d.extend(self.unrecorded.iter().map(|(at, _)| *at));
         if self.state == State::Serving && self.shutting_down.is_none() {
             for js in self.jobs.values() {
                 if let Some(t) = js.next {

@@ -151,3 +151,31 @@ fn the_grace_is_the_gap_to_the_next_tick_when_that_is_shorter() {
         [("j".to_string(), T0 + 10), ("j".to_string(), T0 + 20)]
     );
 }
+
+#[test]
+fn a_result_etcd_did_not_take_is_sent_again_until_it_is() {
+    let mut h = Harness::serving(cfg(), &[("backup", &job("@every 10s"))]);
+    let tag = h.win(S(10), 77);
+    h.step(Input::ChildExited(tag, ChildStatus::Exited(0)), S(11));
+    let (txn, _) = the_finish(&h.step(Input::ChildrenGone(tag), S(11)));
+    let err = Error::new(
+        crate::etcd::ErrorKind::Unavailable,
+        "txn",
+        "transport error",
+    );
+    assert!(h.step(Input::Txn(FINISH, Err(err)), MS(11_100)).is_empty());
+    assert!(
+        h.m.deadline().is_some_and(|d| d <= MS(12_100)),
+        "a retry is scheduled"
+    );
+    let acts = h.step(Input::Timer, MS(12_100));
+    assert_eq!(
+        acts,
+        [Action::Txn(FINISH, txn)],
+        "the same idempotent write"
+    );
+    assert!(h
+        .step(finished(80, "backup", &[T0 + 10]), MS(12_200))
+        .is_empty());
+    assert!(h.m.unrecorded.is_empty() && h.m.finishes.is_empty());
+}

@@ -58,6 +58,8 @@ enum Retry {
     Grant,
     Campaign,
     Office,
+    /// The old lease, before campaigning again under `--restart`.
+    Revoke(i64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +105,8 @@ pub struct Elect {
     rev: i64,
     ahead: Option<usize>,
     timeout_at: Option<Duration>,
+    /// The lease being revoked, kept for a retry.
+    revoking: Option<i64>,
 }
 
 impl Elect {
@@ -119,6 +123,7 @@ impl Elect {
             rev: 0,
             ahead: None,
             timeout_at: None,
+            revoking: None,
         }
     }
 
@@ -378,6 +383,7 @@ impl Elect {
     fn resign(&mut self, then: Then, now: Duration, out: &mut Vec<Action>) {
         out.push(Action::Unwatch(OWN));
         out.push(Action::Unwatch(PRED));
+        self.revoking = self.session.lease();
         if self.session.revoke(out) {
             self.state = State::ExpectRevoke { then };
         } else {
@@ -564,6 +570,12 @@ impl Elect {
                     let lease = self.session.lease().unwrap_or_default();
                     out.push(Action::Txn(CAMPAIGN, self.campaign_txn(lease, now)));
                 }
+                Retry::Revoke(id) => {
+                    self.state = State::ExpectRevoke {
+                        then: Then::Campaign,
+                    };
+                    out.push(Action::Revoke(id));
+                }
                 Retry::Office => {
                     self.state = State::ExpectOffice;
                     out.push(Action::Range(OFFICE, self.office()));
@@ -630,6 +642,23 @@ impl Machine for Elect {
                             Self::log(&mut out, Level::Info, "resigned".into())
                         }
                         Ok(()) => Self::log(&mut out, Level::Debug, "withdrew".into()),
+                        Err(e) if then == Then::Campaign && e.is_unavailable() => {
+                            // Campaigning now would queue behind our own old
+                            // key until its lease expires: revoke it first.
+                            Self::log(
+                                &mut out,
+                                Level::Info,
+                                format!("revoke failed ({e}); retrying before campaigning again"),
+                            );
+                            if let Some(id) = self.revoking {
+                                self.state = State::ExpectRetry {
+                                    at: now + Duration::from_secs(1),
+                                    what: Retry::Revoke(id),
+                                };
+                                self.on_time(now, &mut out);
+                                return out;
+                            }
+                        }
                         Err(e) => Self::log(
                             &mut out,
                             Level::Info,

@@ -411,3 +411,26 @@ fn a_failover_before_the_campaign_landed_campaigns_again_rather_than_rereading()
     let acts = h.step(won(5, &[(L1, 5)]), MS(40));
     assert_eq!(rev_of(&acts), 5, "then leads normally");
 }
+
+#[test]
+fn an_unanswered_revoke_is_retried_before_campaigning_again() {
+    let mut h = Harness::new(Config {
+        restart: true,
+        ..cfg()
+    });
+    h.leader(L1, 5);
+    h.step(own_deleted(L1), S(1));
+    h.step(Input::ChildExited(0, ChildStatus::Signaled(15)), S(2));
+    assert_eq!(h.step(Input::ChildrenGone(0), S(2)), resign(L1));
+    let down = Error::new(ErrorKind::Unavailable, "revoke", "no leader");
+    assert!(
+        h.step(Input::Revoked(Err(down)), S(2)).is_empty(),
+        "no campaign behind its own old key"
+    );
+    assert_eq!(h.deadline(), Some(S(3)));
+    assert_eq!(h.timer(S(3)), [Action::Revoke(L1)]);
+    assert_eq!(
+        h.step(Input::Revoked(Ok(())), S(3)),
+        [Action::Grant { ttl: 10 }]
+    );
+}
