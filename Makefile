@@ -53,5 +53,12 @@ static:
 bench: deps release static
 	python3 tests/bench.py $(BENCH)
 
+# Each cargo-fuzz target for FUZZ_SECS seconds (nightly toolchain; the
+# first build rebuilds the tree with the sanitizer, about 5 minutes).
+FUZZ_SECS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	cd fuzz && for t in $$(cargo +nightly fuzz list); do cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECS) || exit 1; done
+
 clean:
 	$(CARGO) clean

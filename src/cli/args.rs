@@ -106,7 +106,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Raw, String> {
             }
             Arg::Short('h') => "help".to_string(),
             Arg::Short('V') => "version".to_string(),
-            Arg::Short(c) => return Err(format!("unknown option -{c}")),
+            // Escaped, so that the error stays one line (found by fuzzing).
+            Arg::Short(c) => return Err(format!("unknown option -{}", c.escape_debug())),
             Arg::Long(l) => l.to_string(),
         };
         match long.as_str() {
@@ -121,7 +122,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Raw, String> {
                     .map_err(|_| format!("--{long}: value is not valid UTF-8"))?;
                 raw.values.push((long, v));
             }
-            _ => return Err(format!("unknown option --{long}")),
+            _ => return Err(format!("unknown option --{}", long.escape_debug())),
         }
     }
     Ok(raw)
@@ -171,6 +172,13 @@ mod tests {
             parse(os(&["elect", "--ttl"])),
             Err("--ttl needs a value".into())
         );
+    }
+
+    #[test]
+    fn unknown_option_error_is_one_line() {
+        // fuzz/cli_args: `conch '--\n'` printed a two-line error.
+        assert_eq!(parse(os(&["--\n"])), Err("unknown option --\\n".into()));
+        assert_eq!(parse(os(&["-\n"])), Err("unknown option -\\n".into()));
     }
 
     #[test]
