@@ -127,7 +127,14 @@ impl Driver {
         loop {
             // After every input, carry out every action before waiting again.
             while let Some(input) = self.pending.pop_front() {
-                let actions = m.step(input, clock::now());
+                let now = clock::now();
+                let actions = m.step(input, now);
+                // Blocking calls made for these actions end by the time the
+                // machine must act: a hung member must not delay a self-fence.
+                let by = m
+                    .must_act_by()
+                    .map(|d| std::time::Instant::now() + d.saturating_sub(now));
+                self.client.set_deadline(by);
                 for a in actions {
                     if let Some(code) = self.perform(a) {
                         return self.finish(code);

@@ -120,4 +120,10 @@ pub trait Machine {
     /// The earliest instant (on the BOOTTIME clock) at which the machine
     /// wants a [`Input::Timer`], if any.
     fn deadline(&self) -> Option<Duration>;
+    /// The instant by which the machine must be able to act for safety
+    /// (start a stop sequence, send SIGKILL): blocking calls made for it end
+    /// by then. `None`: no such bound.
+    fn must_act_by(&self) -> Option<Duration> {
+        None
+    }
 }

@@ -90,6 +90,14 @@ impl Session {
         self.fence.as_ref().map(Fence::deadline)
     }
 
+    /// When the stop sequence must begin if no renewal is confirmed.
+    pub fn stop_at(&self) -> Option<Duration> {
+        match (&self.fence, self.lost) {
+            (Some(f), false) => Some(f.stop_at()),
+            _ => None,
+        }
+    }
+
     /// Streams are being re-established: watch events are stale until then.
     pub fn reconnecting(&self) -> bool {
         self.reconnect == Reconnect::InFlight

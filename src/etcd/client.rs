@@ -1,12 +1,13 @@
 //! Connection, failover and the blocking unary calls.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use super::convert::{self, status};
 use super::pb::etcdserverpb as rpc;
@@ -14,10 +15,25 @@ use super::pb::etcdserverpb::lease_client::LeaseClient;
 use super::pb::etcdserverpb::{auth_client::AuthClient, kv_client::KvClient};
 use super::{Error, ErrorKind, Lease, LeaseStatus, Range, RangeResult, Result, Txn, TxnResult};
 
+/// TLS material for `https://` endpoints, as file paths: read (and checked)
+/// when the client connects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The CA bundle that signed the members' certificates: the only trust
+    /// anchors, since no system CA store is assumed.
+    pub ca: Option<PathBuf>,
+    /// A client certificate (PEM, chain allowed) and its private key, for
+    /// members started with `--client-cert-auth`.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
 /// How to reach etcd.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// `host:port`, `http://host:port` or `unix:///path`, tried in order.
+    /// `host:port`, `http://host:port`, `https://host:port` or
+    /// `unix:///path`, tried in order. A bare `host:port` uses TLS when a CA
+    /// is given (as etcdctl does), plain HTTP/2 otherwise.
     pub endpoints: Vec<String>,
     /// Budget for reaching any endpoint, at start and on every failover.
     pub dial_timeout: Duration,
@@ -25,6 +41,7 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     pub user: Option<String>,
     pub password: Option<String>,
+    pub tls: TlsFiles,
 }
 
 impl ClientConfig {
@@ -35,6 +52,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(5),
             user: None,
             password: None,
+            tls: TlsFiles::default(),
         }
     }
 }
@@ -51,10 +69,103 @@ struct Conn {
 pub struct Client {
     rt: Runtime,
     cfg: ClientConfig,
+    /// Built once from [`TlsFiles`]; `None` when no endpoint uses TLS.
+    tls: Option<ClientTlsConfig>,
     conn: RefCell<Conn>,
+    /// Unary calls end by then at the latest (see [`Client::set_deadline`]).
+    deadline: Cell<Option<Instant>>,
 }
 
-fn endpoint_for(addr: &str) -> std::result::Result<(Endpoint, Option<String>), String> {
+/// Whether `addr` is reached over TLS: `https://`, or a bare `host:port`
+/// when a CA is configured.
+fn uses_tls(addr: &str, tls: &TlsFiles) -> bool {
+    addr.starts_with("https://")
+        || (tls.ca.is_some() && !addr.starts_with("http://") && !addr.starts_with("unix://"))
+}
+
+fn read_pem(flag: &str, path: &Path, what: &str) -> Result<Vec<u8>> {
+    let tls_err = |d: String| Error::new(ErrorKind::Tls, "tls", d);
+    let text = std::fs::read(path)
+        .map_err(|e| tls_err(format!("{flag} {}: cannot read: {e}", path.display())))?;
+    let marker = format!("-----BEGIN {what}");
+    if !text.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+        return Err(tls_err(format!(
+            "{flag} {}: no PEM {} in it",
+            path.display(),
+            what.to_lowercase()
+        )));
+    }
+    Ok(text)
+}
+
+/// Reads the TLS files if some endpoint needs them. An `https://` endpoint
+/// without a CA is refused: this build trusts no system CA store.
+fn load_tls(cfg: &ClientConfig) -> Result<Option<ClientTlsConfig>> {
+    let Some(first) = cfg.endpoints.iter().find(|e| uses_tls(e, &cfg.tls)) else {
+        return Ok(None);
+    };
+    let Some(ca) = &cfg.tls.ca else {
+        return Err(Error::new(
+            ErrorKind::Tls,
+            "tls",
+            format!(
+                "{first} needs --cacert FILE (the CA that signed etcd's certificates): \
+                 conch uses no system CA store"
+            ),
+        ));
+    };
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read_pem(
+        "--cacert",
+        ca,
+        "CERTIFICATE",
+    )?));
+    match (&cfg.tls.cert, &cfg.tls.key) {
+        (Some(cert), Some(key)) => {
+            let cert = read_pem("--cert", cert, "CERTIFICATE")?;
+            // "BEGIN PRIVATE KEY", "BEGIN RSA PRIVATE KEY", "BEGIN EC PRIVATE KEY".
+            let key_pem = read_pem("--key", key, "")?;
+            if !String::from_utf8_lossy(&key_pem).contains("PRIVATE KEY-----") {
+                return Err(Error::new(
+                    ErrorKind::Tls,
+                    "tls",
+                    format!("--key {}: no PEM private key in it", key.display()),
+                ));
+            }
+            tls = tls.identity(Identity::from_pem(cert, key_pem));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(Error::new(
+                ErrorKind::Tls,
+                "tls",
+                "--cert and --key go together",
+            ))
+        }
+    }
+    // Parses the certificates and the key now, so that a bad file is one
+    // clear line before any dial, not a failure on every endpoint.
+    let probe = Endpoint::from_static("https://127.0.0.1");
+    probe.tls_config(tls.clone()).map_err(|e| {
+        Error::new(
+            ErrorKind::Tls,
+            "tls",
+            format!("unusable TLS files: {}", source_chain(&e)),
+        )
+    })?;
+    Ok(Some(tls))
+}
+
+/// Why one dial failed: worth retrying, or a TLS refusal that will not
+/// change by itself.
+enum DialError {
+    Retry(String),
+    Tls(String),
+}
+
+fn endpoint_for(
+    addr: &str,
+    tls: Option<&ClientTlsConfig>,
+) -> std::result::Result<(Endpoint, Option<String>), DialError> {
     if let Some(path) = addr.strip_prefix("unix://") {
         // The authority is only a label here: the connector ignores it.
         return Ok((
@@ -62,21 +173,74 @@ fn endpoint_for(addr: &str) -> std::result::Result<(Endpoint, Option<String>), S
             Some(path.to_string()),
         ));
     }
-    if addr.starts_with("https://") {
-        return Err("https:// endpoints are not supported by this build yet".into());
-    }
-    let uri = if addr.starts_with("http://") {
+    let secure = addr.starts_with("https://") || (tls.is_some() && !addr.starts_with("http://"));
+    let uri = if addr.starts_with("http://") || addr.starts_with("https://") {
         addr.to_string()
+    } else if secure {
+        format!("https://{addr}")
     } else {
         format!("http://{addr}")
     };
-    Endpoint::from_shared(uri)
+    let ep = Endpoint::from_shared(uri).map_err(|e| DialError::Retry(e.to_string()))?;
+    if !secure {
+        return Ok((ep, None));
+    }
+    // load_tls() refused https:// without a CA before any dial.
+    let Some(tls) = tls else {
+        return Err(DialError::Tls("https:// needs --cacert".into()));
+    };
+    // The server name to check is the endpoint's host, an IP address included.
+    ep.tls_config(tls.clone())
         .map(|e| (e, None))
-        .map_err(|e| e.to_string())
+        .map_err(|e| DialError::Tls(source_chain(&e)))
 }
 
-async fn dial(addr: &str, timeout: Duration) -> std::result::Result<Channel, String> {
-    let (ep, unix) = endpoint_for(addr)?;
+const CLIENT_CERT_REFUSED: &str = "etcd refused the client certificate";
+
+/// Sorts a failed TLS handshake (as rustls words it) from other dial
+/// failures: a certificate that does not verify will not verify on retry.
+pub(super) fn tls_refusal(text: &str) -> Option<String> {
+    if let Some(i) = text.find("invalid peer certificate") {
+        return Some(format!(
+            "etcd's server certificate is not trusted: {} (is --cacert the CA that signed it?)",
+            &text[i..]
+        ));
+    }
+    if let Some(i) = text.find("received fatal alert") {
+        let alert = &text[i..];
+        let certificate = [
+            "CertificateRequired",
+            "BadCertificate",
+            "UnknownCA",
+            "UnsupportedCertificate",
+            "CertificateUnknown",
+            "CertificateExpired",
+            "CertificateRevoked",
+            "AccessDenied",
+        ];
+        // Go's TLS stack (etcd) says BadCertificate for a missing client
+        // certificate as well as for one it does not trust.
+        let why = if certificate.iter().any(|a| alert.contains(a)) {
+            CLIENT_CERT_REFUSED
+        } else {
+            "etcd refused the TLS handshake"
+        };
+        return Some(format!("{why}: {alert}"));
+    }
+    if text.contains("InvalidContentType") || text.contains("corrupt message") {
+        return Some(format!(
+            "TLS handshake failed (is this endpoint serving TLS?): {text}"
+        ));
+    }
+    None
+}
+
+async fn dial(
+    addr: &str,
+    timeout: Duration,
+    tls: Option<&ClientTlsConfig>,
+) -> std::result::Result<Channel, DialError> {
+    let (ep, unix) = endpoint_for(addr, tls)?;
     let ep = ep
         .connect_timeout(timeout)
         .tcp_nodelay(true)
@@ -102,20 +266,88 @@ async fn dial(addr: &str, timeout: Duration) -> std::result::Result<Channel, Str
             }
         }
     };
-    match tokio::time::timeout(timeout, connect).await {
-        Ok(r) => r,
-        Err(_) => Err(format!("no answer within {}ms", timeout.as_millis())),
+    let secure = ep.uri().scheme_str() == Some("https");
+    let connected = async {
+        let ch = connect.await?;
+        if secure {
+            probe(ch.clone()).await?;
+        }
+        Ok::<_, String>(ch)
+    };
+    match tokio::time::timeout(timeout, connected).await {
+        Ok(Ok(ch)) => Ok(ch),
+        Ok(Err(text)) => Err(match tls_refusal(&text) {
+            Some(why) => DialError::Tls(why),
+            None => DialError::Retry(text),
+        }),
+        Err(_) => Err(DialError::Retry(format!(
+            "no answer within {}ms",
+            timeout.as_millis()
+        ))),
     }
+}
+
+/// Proves that a TLS member accepted the session. Under TLS 1.3 the client's
+/// handshake completes before the server has checked the client
+/// certificate, so a refusal only shows on the first call, where it races
+/// with the call itself. The probe is a Range without a key: etcd rejects it
+/// before it reaches auth, raft or the store, and any answer of etcd's
+/// own (a status without a transport cause) proves the session.
+async fn probe(ch: Channel) -> std::result::Result<(), String> {
+    match KvClient::new(ch).range(rpc::RangeRequest::default()).await {
+        Ok(_) => Ok(()),
+        Err(s) => match std::error::Error::source(&s) {
+            None => Ok(()),
+            Some(cause) => Err(source_chain(cause)),
+        },
+    }
+}
+
+/// Adds to a refusal what the user can do about it: which TLS file a
+/// refused client certificate points at, which user lacks a permission.
+fn explain(cfg: &ClientConfig, mut e: Error) -> Error {
+    if e.kind == ErrorKind::Auth {
+        match &cfg.user {
+            Some(user) if e.detail.contains("permission denied") => {
+                e.detail = format!(
+                    "{} (user {user:?} has no role that grants it on these keys: check the user's roles and --prefix)",
+                    e.detail
+                );
+            }
+            None if e.detail.contains("user name is empty") => {
+                e.detail = format!(
+                    "{} (etcd has authentication enabled: give --user NAME[:PASS])",
+                    e.detail
+                );
+            }
+            _ => {}
+        }
+    }
+    if e.kind == ErrorKind::Tls {
+        let better = match &cfg.tls.cert {
+            None => "etcd requires a client certificate: give --cert and --key".to_string(),
+            Some(c) => format!(
+                "etcd refused the client certificate --cert {} (is it signed by a CA in etcd's --trusted-ca-file?)",
+                c.display()
+            ),
+        };
+        e.detail = e.detail.replacen(CLIENT_CERT_REFUSED, &better, 1);
+    }
+    e
 }
 
 /// tonic's transport errors say "transport error" and hide the cause one
 /// or two levels down.
-fn source_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn source_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let part = s.to_string();
+        // Some layers repeat their source's text in their own.
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
         cur = s.source();
     }
     text
@@ -126,26 +358,35 @@ impl Client {
     /// (going round the list until it runs out), then authenticates if a user
     /// is configured.
     pub fn connect(cfg: ClientConfig) -> Result<Client> {
+        let tls = load_tls(&cfg)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
             .map_err(|e| Error::new(ErrorKind::Other, "connect", e.to_string()))?;
-        let (index, channel) = rt.block_on(Self::dial_any(&cfg, 0))?;
+        let (index, channel) = rt
+            .block_on(Self::dial_any(&cfg, tls.as_ref(), 0))
+            .map_err(|e| explain(&cfg, e))?;
         let client = Client {
             rt,
             cfg,
+            tls,
             conn: RefCell::new(Conn {
                 index,
                 channel,
                 token: None,
             }),
+            deadline: Cell::new(None),
         };
         client.authenticate()?;
         Ok(client)
     }
 
-    async fn dial_any(cfg: &ClientConfig, start: usize) -> Result<(usize, Channel)> {
+    async fn dial_any(
+        cfg: &ClientConfig,
+        tls: Option<&ClientTlsConfig>,
+        start: usize,
+    ) -> Result<(usize, Channel)> {
         let n = cfg.endpoints.len();
         if n == 0 {
             return Err(Error::new(ErrorKind::Other, "connect", "no endpoints"));
@@ -153,18 +394,30 @@ impl Client {
         let deadline = Instant::now() + cfg.dial_timeout;
         let mut last = String::new();
         let mut attempt = 0;
+        // TLS refusals in the current round of the list.
+        let mut refused = 0;
         loop {
             let i = (start + attempt) % n;
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            match dial(&cfg.endpoints[i], left).await {
+            match dial(&cfg.endpoints[i], left, tls).await {
                 Ok(ch) => return Ok((i, ch)),
-                Err(e) => last = format!("{}: {e}", cfg.endpoints[i]),
+                Err(DialError::Retry(e)) => last = format!("{}: {e}", cfg.endpoints[i]),
+                Err(DialError::Tls(e)) => {
+                    last = format!("{}: {e}", cfg.endpoints[i]);
+                    refused += 1;
+                }
             }
             attempt += 1;
             if attempt % n == 0 {
+                if refused == n {
+                    // Every member refused the TLS handshake: no retry
+                    // will make a certificate verify.
+                    return Err(Error::new(ErrorKind::Tls, "connect", last));
+                }
+                refused = 0;
                 // Every endpoint refused at once: pause instead of spinning.
                 tokio::time::sleep(Duration::from_millis(100).min(left)).await;
             }
@@ -197,7 +450,10 @@ impl Client {
         let start = self.conn.borrow().index + 1;
         let mut cfg = self.cfg.clone();
         cfg.dial_timeout = budget.max(Duration::from_millis(50));
-        let (index, channel) = self.rt.block_on(Self::dial_any(&cfg, start))?;
+        let (index, channel) = self
+            .rt
+            .block_on(Self::dial_any(&cfg, self.tls.as_ref(), start))
+            .map_err(|e| explain(&cfg, e))?;
         {
             let mut c = self.conn.borrow_mut();
             c.index = index;
@@ -212,11 +468,17 @@ impl Client {
         };
         let password = self.cfg.password.clone().unwrap_or_default();
         let ch = self.conn.borrow().channel.clone();
-        let resp = self.run_timed("authenticate", async move {
+        let resp = match self.run_timed("authenticate", async move {
             AuthClient::new(ch)
                 .authenticate(rpc::AuthenticateRequest { name, password })
                 .await
-        })?;
+        }) {
+            Ok(r) => r,
+            // As etcd's own client does: a cluster without authentication
+            // takes every request without a token.
+            Err(e) if e.detail.contains("authentication is not enabled") => return Ok(()),
+            Err(e) => return Err(e),
+        };
         let token = MetadataValue::try_from(resp.into_inner().token)
             .map_err(|_| Error::new(ErrorKind::Auth, "authenticate", "token is not ASCII"))?;
         self.conn.borrow_mut().token = Some(token);
@@ -246,16 +508,36 @@ impl Client {
         req
     }
 
+    /// Bounds every unary call (and its retries) until `at`: the event loop
+    /// sets it to the machine's next deadline, so a call to a member that
+    /// hangs cannot hold a holder past the moment its child must stop.
+    pub fn set_deadline(&self, at: Option<Instant>) {
+        self.deadline.set(at);
+    }
+
+    /// The time one call may take now.
+    fn call_limit(&self) -> Duration {
+        let limit = self.cfg.request_timeout;
+        match self.deadline.get() {
+            // Never zero: a call that cannot even be sent only adds a retry.
+            Some(at) => limit.min(
+                at.saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(50)),
+            ),
+            None => limit,
+        }
+    }
+
     fn run_timed<T, F>(&self, op: &'static str, fut: F) -> Result<tonic::Response<T>>
     where
         F: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
-        let limit = self.cfg.request_timeout;
+        let limit = self.call_limit();
         match self
             .rt
             .block_on(async { tokio::time::timeout(limit, fut).await })
         {
-            Ok(r) => r.map_err(|s| status(op, s)),
+            Ok(r) => r.map_err(|s| explain(&self.cfg, status(op, s))),
             Err(_) => Err(Error::new(
                 ErrorKind::Timeout,
                 op,
@@ -277,7 +559,11 @@ impl Client {
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
         let mut reauthed = false;
-        let deadline = Instant::now() + self.cfg.dial_timeout;
+        let mut retried = false;
+        let mut deadline = Instant::now() + self.cfg.dial_timeout;
+        if let Some(at) = self.deadline.get() {
+            deadline = deadline.min(at);
+        }
         loop {
             match self.run_timed(op, call(self.channel(), self)) {
                 Ok(r) => return Ok(r.into_inner()),
@@ -286,6 +572,14 @@ impl Client {
                     self.authenticate()?;
                 }
                 Err(e) if idempotent && e.is_unavailable() && Instant::now() < deadline => {
+                    // A member that accepts connections and then drops every
+                    // call (a plaintext client at a TLS port, say) must not
+                    // make this a busy loop.
+                    if retried {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        std::thread::sleep(left.min(Duration::from_millis(100)));
+                    }
+                    retried = true;
                     self.failover()?;
                 }
                 Err(e) => return Err(e),

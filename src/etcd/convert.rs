@@ -146,6 +146,14 @@ pub(super) fn txn_resp(t: rpc::TxnResponse) -> Result<TxnResult> {
 /// Classifies a gRPC status by what the caller can do about it.
 pub(super) fn status(op: &'static str, s: tonic::Status) -> Error {
     use tonic::Code;
+    // A transport failure hides its cause (a TLS alert, a reset) in the
+    // status's source, under a generic message.
+    let cause = std::error::Error::source(&s)
+        .map(super::client::source_chain)
+        .unwrap_or_default();
+    if let Some(why) = super::client::tls_refusal(&cause) {
+        return Error::new(ErrorKind::Tls, op, why);
+    }
     let msg = s.message();
     let kind = match s.code() {
         Code::Unavailable | Code::Aborted => ErrorKind::Unavailable,
@@ -153,6 +161,8 @@ pub(super) fn status(op: &'static str, s: tonic::Status) -> Error {
         Code::Unknown if msg.contains("transport") || msg.contains("connect") => {
             ErrorKind::Unavailable
         }
+        // hyper cancels the calls in flight when the connection closes.
+        Code::Cancelled if cause.contains("connection closed") => ErrorKind::Unavailable,
         Code::DeadlineExceeded => ErrorKind::Timeout,
         Code::NotFound if msg.contains("lease not found") => ErrorKind::LeaseNotFound,
         Code::OutOfRange if msg.contains("compacted") => ErrorKind::Compacted,
@@ -166,7 +176,9 @@ pub(super) fn status(op: &'static str, s: tonic::Status) -> Error {
         }
         _ => ErrorKind::Other,
     };
-    let detail = if msg.is_empty() {
+    let detail = if !cause.is_empty() {
+        cause
+    } else if msg.is_empty() {
         format!("{:?}", s.code())
     } else {
         msg.to_string()

@@ -11,7 +11,7 @@ mod convert;
 mod pb;
 mod stream;
 
-pub use client::{Client, ClientConfig};
+pub use client::{Client, ClientConfig, TlsFiles};
 pub use stream::{KeepAlive, KeepAliveAnswer, Watch, WatchEvent, WatchSpec};
 
 use std::fmt;
@@ -30,6 +30,9 @@ pub enum ErrorKind {
     Compacted,
     /// Credentials were refused, or the user lacks the permission.
     Auth,
+    /// The TLS files are unusable, or a TLS handshake was refused (server
+    /// certificate not trusted, client certificate missing or refused).
+    Tls,
     /// Anything else etcd refused or answered unexpectedly.
     Other,
 }

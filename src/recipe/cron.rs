@@ -99,6 +99,8 @@ pub struct Cron {
     unrecorded: Vec<(Duration, Finish)>,
     shutting_down: Option<i32>,
     started_ms: i64,
+    /// 0, or 69 once etcd refused the daemon for good.
+    exit_code: i32,
     /// The latest wall time (unix ms) at which ticks were considered.
     seen_ms: i64,
 }
@@ -108,6 +110,7 @@ impl Cron {
         Cron {
             session: Session::new(cfg.ttl, cfg.kill_after),
             started_ms: 0,
+            exit_code: 0,
             cfg,
             state: State::Done,
             jobs: BTreeMap::new(),
@@ -600,12 +603,37 @@ impl Cron {
             );
         }
         self.shutting_down = Some(sig);
+        self.stop_runs(sig, now, out);
+    }
+
+    fn stop_runs(&mut self, sig: i32, now: Duration, out: &mut Vec<Action>) {
         for run in self.runs.values_mut() {
             // The daemon's own --kill-after bounds the grace of a shutdown.
             run.child
                 .stop(sig, now, Some(now + self.cfg.kill_after), out);
         }
         self.maybe_exit(out);
+    }
+
+    /// etcd refused us for good (permissions, credentials): retrying would
+    /// only spin. Stop like on SIGTERM, then exit 69.
+    fn refused(&mut self, e: &Error, now: Duration, out: &mut Vec<Action>) {
+        Self::log(
+            out,
+            Level::Error,
+            format!("etcd refused the daemon: {e}; stopping"),
+        );
+        self.exit_code = crate::cli::EXIT_UNAVAILABLE;
+        self.shutting_down.get_or_insert(15);
+        self.stop_runs(15, now, out);
+    }
+
+    fn on_read_error(&mut self, e: &Error, now: Duration, out: &mut Vec<Action>) {
+        if e.is_unavailable() {
+            self.session.start_reconnect(e, now, out);
+        } else {
+            self.refused(e, now, out);
+        }
     }
 
     fn maybe_exit(&mut self, out: &mut Vec<Action>) {
@@ -624,7 +652,7 @@ impl Cron {
             self.state = State::ExpectRevoke;
         } else {
             self.state = State::Done;
-            out.push(Action::Exit(0));
+            out.push(Action::Exit(self.exit_code));
         }
     }
 
@@ -723,7 +751,7 @@ impl Machine for Cron {
                 }
                 Err(e) => {
                     Self::log(&mut out, Level::Error, format!("cannot register: {e}"));
-                    self.session.start_reconnect(&e, now, &mut out);
+                    self.on_read_error(&e, now, &mut out);
                 }
             },
             Input::Txn(CLAIM, r) => self.on_claim(r, now, &mut out),
@@ -732,7 +760,7 @@ impl Machine for Cron {
                 self.maybe_exit(&mut out);
             }
             Input::Range(JOBS, Ok(r)) => self.on_jobs(&r.kvs, r.revision, now, &mut out),
-            Input::Range(JOBS, Err(e)) => self.session.start_reconnect(&e, now, &mut out),
+            Input::Range(JOBS, Err(e)) => self.on_read_error(&e, now, &mut out),
             Input::Watch(_, r) => match r {
                 Ok(WatchEvent::Events { events, .. }) => {
                     for e in events {
@@ -782,7 +810,7 @@ impl Machine for Cron {
             Input::Revoked(_) if self.state == State::ExpectRevoke => {
                 Self::log(&mut out, Level::Info, "stopped".into());
                 self.state = State::Done;
-                out.push(Action::Exit(0));
+                out.push(Action::Exit(self.exit_code));
             }
             Input::Spawned(tag, _) => {
                 if let Some(run) = self.run_by_tag(tag) {

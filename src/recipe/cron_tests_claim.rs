@@ -179,3 +179,18 @@ fn a_result_etcd_did_not_take_is_sent_again_until_it_is() {
         .is_empty());
     assert!(h.m.unrecorded.is_empty() && h.m.finishes.is_empty());
 }
+
+#[test]
+fn a_refused_registration_stops_the_daemon_with_69_instead_of_spinning() {
+    let mut h = Harness::new(cfg());
+    h.step(Input::Start, S(0));
+    h.step(Input::Granted(Ok(Lease { id: L1, ttl: 60 })), S(0));
+    let denied = Error::new(crate::etcd::ErrorKind::Auth, "txn", "permission denied");
+    let acts = h.step(Input::Txn(REGISTER, Err(denied)), S(0));
+    assert!(
+        !acts.iter().any(|a| matches!(a, Action::Reconnect { .. })),
+        "no retry loop: {acts:?}"
+    );
+    assert!(acts.contains(&Action::Revoke(L1)), "{acts:?}");
+    assert_eq!(h.step(Input::Revoked(Ok(())), S(0)), [Action::Exit(69)]);
+}

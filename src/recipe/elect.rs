@@ -698,6 +698,14 @@ impl Machine for Elect {
         out
     }
 
+    fn must_act_by(&self) -> Option<Duration> {
+        self.session
+            .stop_at()
+            .into_iter()
+            .chain(self.child.deadline())
+            .min()
+    }
+
     fn deadline(&self) -> Option<Duration> {
         if matches!(self.state, State::ExpectRevoke { .. } | State::Done) {
             return None;

@@ -11,7 +11,7 @@ use crate::cli::Global;
 use crate::core::driver::Driver;
 use crate::core::keeper::Keeper;
 use crate::core::Machine;
-use crate::etcd::{Client, ClientConfig};
+use crate::etcd::{Client, ClientConfig, ErrorKind, TlsFiles};
 
 /// Runs a holding machine: forks the keeper first (it must exist before
 /// anything else starts, while the process has one thread), connects, and
@@ -53,8 +53,17 @@ pub fn connect(global: &Global) -> Result<Client, i32> {
     cfg.dial_timeout = global.dial_timeout;
     cfg.user = global.user.clone();
     cfg.password = global.password.clone();
+    cfg.tls = TlsFiles {
+        ca: global.cacert.clone(),
+        cert: global.cert.clone(),
+        key: global.key.clone(),
+    };
     Client::connect(cfg).map_err(|e| {
-        eprintln!("conch: etcd unavailable: {}", e.detail);
+        match e.kind {
+            ErrorKind::Tls => eprintln!("conch: TLS: {}", e.detail),
+            ErrorKind::Auth => eprintln!("conch: etcd refused the credentials: {}", e.detail),
+            _ => eprintln!("conch: etcd unavailable: {}", e.detail),
+        }
         crate::cli::EXIT_UNAVAILABLE
     })
 }
