@@ -40,6 +40,11 @@ test-etcd35: deps
 smoke: build
 	CONCH_BIN=$(CURDIR)/target/debug/conch SMOKE_EVERY=$${SMOKE_EVERY:-2s} tests/with-etcd.sh ./conch-smoke.sh
 
+# The invariant test with a random seed (CI uses the fixed one); a failure
+# prints the seed that reproduces it: CONCH_SEED=N cargo test --test invariant
+invariant-random:
+	CONCH_SEED=$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ') $(CARGO) test --test invariant -- --nocapture
+
 # Regenerates src/etcd/pb from proto/ (pure Rust: no protoc needed).
 proto:
 	$(CARGO) run --quiet --manifest-path proto/gen/Cargo.toml
