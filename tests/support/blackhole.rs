@@ -2,8 +2,8 @@
 //! partitioned, it stops moving bytes in both directions but keeps every
 //! socket open (and accepts new connections), the way a network partition
 //! looks to both ends; when healed, the held bytes flow on as TCP would
-//! deliver them after retransmission. A fault injector, not a fake etcd:
-//! every byte that does get through is a real etcd's.
+//! deliver them after retransmission. A fault injector that imitates no part
+//! of etcd: every byte that does get through is a real etcd's.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
