@@ -422,15 +422,17 @@ impl Validator<'_> {
         let ttl = self
             .duration("ttl", &["CONCH_TTL"])?
             .unwrap_or(Duration::from_secs(10));
+        // The bound applies to the value as typed: 1500ms rounded up would
+        // pass as 2s and hide that the user asked for less than etcd grants.
+        if ttl < Duration::from_secs(2) {
+            return Err(format!(
+                "--ttl {}: must be at least 2s (etcd raises shorter leases to its minimum)",
+                super::duration::fmt_duration(ttl)
+            ));
+        }
         // etcd leases are whole seconds; rounding up here keeps every derived
         // timing in step with what etcd will grant.
         let ttl = Duration::from_secs(ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0));
-        if ttl < Duration::from_secs(2) {
-            return Err(format!(
-                "--ttl {}s: must be at least 2s (etcd raises shorter leases to its minimum)",
-                ttl.as_secs()
-            ));
-        }
         let kill_after = match self.duration("kill-after", &["CONCH_KILL_AFTER"])? {
             Some(k) => k,
             None if ttl < Duration::from_secs(9) => ttl / 3,

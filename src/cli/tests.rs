@@ -108,6 +108,10 @@ fn ttl_and_kill_after() {
         assert_eq!((g.ttl, g.kill_after), (*ttl, *ka), "{opts} {env:?}");
     }
     assert!(err("conch elect x --ttl 1s -- true").contains("at least 2s"));
+    // The bound holds for the value as typed, before rounding up to seconds.
+    let e = err("conch elect x --ttl 1500ms -- true");
+    assert!(e.contains("--ttl 1.5s") && e.contains("at least 2s"), "{e}");
+    assert!(err("conch elect x --ttl 1999ms -- true").contains("at least 2s"));
     assert!(err("conch elect x --ttl 10s --kill-after 6s -- true").contains("--kill-after"));
     assert!(err("conch elect x --ttl ten -- true").contains("--ttl"));
     let e = run("conch elect x -- true", &[("CONCH_TTL", "x")]).expect_err("bad env");

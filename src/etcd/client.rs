@@ -2,17 +2,18 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Channel, Endpoint};
 
 use super::convert::{self, status};
 use super::pb::etcdserverpb as rpc;
 use super::pb::etcdserverpb::lease_client::LeaseClient;
 use super::pb::etcdserverpb::{auth_client::AuthClient, kv_client::KvClient};
+use super::tls::{self, Tls};
 use super::{Error, ErrorKind, Lease, LeaseStatus, Range, RangeResult, Result, Txn, TxnResult};
 
 /// TLS material for `https://` endpoints, as file paths: read (and checked)
@@ -70,89 +71,10 @@ pub struct Client {
     rt: Runtime,
     cfg: ClientConfig,
     /// Built once from [`TlsFiles`]; `None` when no endpoint uses TLS.
-    tls: Option<ClientTlsConfig>,
+    tls: Option<Tls>,
     conn: RefCell<Conn>,
     /// Unary calls end by then at the latest (see [`Client::set_deadline`]).
     deadline: Cell<Option<Instant>>,
-}
-
-/// Whether `addr` is reached over TLS: `https://`, or a bare `host:port`
-/// when a CA is configured.
-fn uses_tls(addr: &str, tls: &TlsFiles) -> bool {
-    addr.starts_with("https://")
-        || (tls.ca.is_some() && !addr.starts_with("http://") && !addr.starts_with("unix://"))
-}
-
-fn read_pem(flag: &str, path: &Path, what: &str) -> Result<Vec<u8>> {
-    let tls_err = |d: String| Error::new(ErrorKind::Tls, "tls", d);
-    let text = std::fs::read(path)
-        .map_err(|e| tls_err(format!("{flag} {}: cannot read: {e}", path.display())))?;
-    let marker = format!("-----BEGIN {what}");
-    if !text.windows(marker.len()).any(|w| w == marker.as_bytes()) {
-        return Err(tls_err(format!(
-            "{flag} {}: no PEM {} in it",
-            path.display(),
-            what.to_lowercase()
-        )));
-    }
-    Ok(text)
-}
-
-/// Reads the TLS files if some endpoint needs them. An `https://` endpoint
-/// without a CA is refused: this build trusts no system CA store.
-fn load_tls(cfg: &ClientConfig) -> Result<Option<ClientTlsConfig>> {
-    let Some(first) = cfg.endpoints.iter().find(|e| uses_tls(e, &cfg.tls)) else {
-        return Ok(None);
-    };
-    let Some(ca) = &cfg.tls.ca else {
-        return Err(Error::new(
-            ErrorKind::Tls,
-            "tls",
-            format!(
-                "{first} needs --cacert FILE (the CA that signed etcd's certificates): \
-                 conch uses no system CA store"
-            ),
-        ));
-    };
-    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read_pem(
-        "--cacert",
-        ca,
-        "CERTIFICATE",
-    )?));
-    match (&cfg.tls.cert, &cfg.tls.key) {
-        (Some(cert), Some(key)) => {
-            let cert = read_pem("--cert", cert, "CERTIFICATE")?;
-            // "BEGIN PRIVATE KEY", "BEGIN RSA PRIVATE KEY", "BEGIN EC PRIVATE KEY".
-            let key_pem = read_pem("--key", key, "")?;
-            if !String::from_utf8_lossy(&key_pem).contains("PRIVATE KEY-----") {
-                return Err(Error::new(
-                    ErrorKind::Tls,
-                    "tls",
-                    format!("--key {}: no PEM private key in it", key.display()),
-                ));
-            }
-            tls = tls.identity(Identity::from_pem(cert, key_pem));
-        }
-        (None, None) => {}
-        _ => {
-            return Err(Error::new(
-                ErrorKind::Tls,
-                "tls",
-                "--cert and --key go together",
-            ))
-        }
-    }
-    // Parses the certificates and the key now, so that a bad file is one
-    // clear line before any dial, not a failure on every endpoint.
-    let probe = Endpoint::from_static("https://127.0.0.1");
-    probe.tls_config(tls.clone()).map_err(|e| {
-        Error::new(
-            ErrorKind::Tls,
-            "tls",
-            format!("unusable TLS files: {}", source_chain(&e)),
-        )
-    })?;
-    Ok(Some(tls))
 }
 
 /// Why one dial failed: worth retrying, or a TLS refusal that will not
@@ -162,75 +84,89 @@ enum DialError {
     Tls(String),
 }
 
+/// How bytes reach a member: tonic dials plain TCP itself; TLS and unix
+/// sockets go through a connector of ours.
+enum Transport {
+    Tcp,
+    Unix(String),
+    Tls { host: String, port: u16, tls: Tls },
+}
+
 fn endpoint_for(
     addr: &str,
-    tls: Option<&ClientTlsConfig>,
-) -> std::result::Result<(Endpoint, Option<String>), DialError> {
+    cfg: &ClientConfig,
+    tls: Option<&Tls>,
+) -> std::result::Result<(Endpoint, Transport), DialError> {
     if let Some(path) = addr.strip_prefix("unix://") {
         // The authority is only a label here: the connector ignores it.
         return Ok((
             Endpoint::from_static("http://localhost"),
-            Some(path.to_string()),
+            Transport::Unix(path.to_string()),
         ));
     }
-    let secure = addr.starts_with("https://") || (tls.is_some() && !addr.starts_with("http://"));
-    let uri = if addr.starts_with("http://") || addr.starts_with("https://") {
-        addr.to_string()
-    } else if secure {
-        format!("https://{addr}")
-    } else {
-        format!("http://{addr}")
-    };
-    let ep = Endpoint::from_shared(uri).map_err(|e| DialError::Retry(e.to_string()))?;
+    let secure = tls::uses_tls(addr, cfg);
+    let bare = addr
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .trim_end_matches('/');
+    // tonic sees http:// even for TLS: the handshake is ours (see tls.rs).
+    let ep = Endpoint::from_shared(format!("http://{bare}"))
+        .map_err(|e| DialError::Retry(format!("{addr}: not an endpoint: {e}")))?;
     if !secure {
-        return Ok((ep, None));
+        return Ok((ep, Transport::Tcp));
     }
-    // load_tls() refused https:// without a CA before any dial.
+    // load() refused https:// without a CA before any dial.
     let Some(tls) = tls else {
         return Err(DialError::Tls("https:// needs --cacert".into()));
     };
-    // The server name to check is the endpoint's host, an IP address included.
-    ep.tls_config(tls.clone())
-        .map(|e| (e, None))
-        .map_err(|e| DialError::Tls(source_chain(&e)))
+    let uri = ep.uri();
+    let host = uri.host().unwrap_or_default().to_string();
+    let port = uri.port_u16().unwrap_or(2379);
+    Ok((
+        ep,
+        Transport::Tls {
+            host,
+            port,
+            tls: tls.clone(),
+        },
+    ))
 }
 
 const CLIENT_CERT_REFUSED: &str = "etcd refused the client certificate";
 
-/// Sorts a failed TLS handshake (as rustls words it) from other dial
+/// Sorts a failed TLS handshake (as tls.rs words it) from other dial
 /// failures: a certificate that does not verify will not verify on retry.
 pub(super) fn tls_refusal(text: &str) -> Option<String> {
-    if let Some(i) = text.find("invalid peer certificate") {
-        return Some(format!(
-            "etcd's server certificate is not trusted: {} (is --cacert the CA that signed it?)",
-            &text[i..]
-        ));
+    if let Some(i) = text.find("etcd's server certificate is") {
+        return Some(text[i..].to_string());
     }
-    if let Some(i) = text.find("received fatal alert") {
+    if let Some(i) = text.find("etcd refused the TLS handshake") {
         let alert = &text[i..];
-        let certificate = [
-            "CertificateRequired",
-            "BadCertificate",
-            "UnknownCA",
-            "UnsupportedCertificate",
-            "CertificateUnknown",
-            "CertificateExpired",
-            "CertificateRevoked",
-            "AccessDenied",
-        ];
-        // Go's TLS stack (etcd) says BadCertificate for a missing client
-        // certificate as well as for one it does not trust.
-        let why = if certificate.iter().any(|a| alert.contains(a)) {
-            CLIENT_CERT_REFUSED
+        return Some(if tls::is_client_cert_alert(alert) {
+            format!(
+                "{CLIENT_CERT_REFUSED} ({})",
+                alert.trim_start_matches("etcd refused the TLS handshake ")
+            )
         } else {
-            "etcd refused the TLS handshake"
-        };
-        return Some(format!("{why}: {alert}"));
+            alert.to_string()
+        });
+    }
+    // A refusal after the handshake (TLS 1.3 checks the client certificate
+    // then) surfaces from the HTTP/2 layer as rustls' own text.
+    if let Some(i) = text.find("received fatal alert: ") {
+        let name = text[i + "received fatal alert: ".len()..]
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .next()
+            .unwrap_or_default();
+        let alert = tls::alert_words(name);
+        return Some(if tls::is_client_cert_alert(&alert) {
+            format!("{CLIENT_CERT_REFUSED} (alert: {alert})")
+        } else {
+            format!("etcd refused the TLS session (alert: {alert})")
+        });
     }
     if text.contains("InvalidContentType") || text.contains("corrupt message") {
-        return Some(format!(
-            "TLS handshake failed (is this endpoint serving TLS?): {text}"
-        ));
+        return Some("TLS handshake failed: is this endpoint serving TLS?".to_string());
     }
     None
 }
@@ -238,9 +174,11 @@ pub(super) fn tls_refusal(text: &str) -> Option<String> {
 async fn dial(
     addr: &str,
     timeout: Duration,
-    tls: Option<&ClientTlsConfig>,
+    cfg: &ClientConfig,
+    tls: Option<&Tls>,
 ) -> std::result::Result<Channel, DialError> {
-    let (ep, unix) = endpoint_for(addr, tls)?;
+    let (ep, transport) = endpoint_for(addr, cfg, tls)?;
+    let secure = matches!(transport, Transport::Tls { .. });
     let ep = ep
         .connect_timeout(timeout)
         .tcp_nodelay(true)
@@ -250,9 +188,9 @@ async fn dial(
         .keep_alive_timeout(Duration::from_secs(2))
         .keep_alive_while_idle(true);
     let connect = async {
-        match unix {
-            None => ep.connect().await.map_err(|e| source_chain(&e)),
-            Some(path) => {
+        match transport {
+            Transport::Tcp => ep.connect().await.map_err(|e| source_chain(&e)),
+            Transport::Unix(path) => {
                 let connector = tower::service_fn(move |_| {
                     let path = path.clone();
                     async move {
@@ -264,9 +202,22 @@ async fn dial(
                     .await
                     .map_err(|e| source_chain(&e))
             }
+            Transport::Tls { host, port, tls } => {
+                let connector = tower::service_fn(move |_| {
+                    let (host, tls) = (host.clone(), tls.clone());
+                    async move {
+                        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+                        tcp.set_nodelay(true)?;
+                        let s = tls.handshake(&host, tcp).await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+                    }
+                });
+                ep.connect_with_connector(connector)
+                    .await
+                    .map_err(|e| source_chain(&e))
+            }
         }
     };
-    let secure = ep.uri().scheme_str() == Some("https");
     let connected = async {
         let ch = connect.await?;
         if secure {
@@ -358,7 +309,7 @@ impl Client {
     /// (going round the list until it runs out), then authenticates if a user
     /// is configured.
     pub fn connect(cfg: ClientConfig) -> Result<Client> {
-        let tls = load_tls(&cfg)?;
+        let tls = tls::load(&cfg)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
@@ -384,7 +335,7 @@ impl Client {
 
     async fn dial_any(
         cfg: &ClientConfig,
-        tls: Option<&ClientTlsConfig>,
+        tls: Option<&Tls>,
         start: usize,
     ) -> Result<(usize, Channel)> {
         let n = cfg.endpoints.len();
@@ -402,7 +353,7 @@ impl Client {
             if left.is_zero() {
                 break;
             }
-            match dial(&cfg.endpoints[i], left, tls).await {
+            match dial(&cfg.endpoints[i], left, cfg, tls).await {
                 Ok(ch) => return Ok((i, ch)),
                 Err(DialError::Retry(e)) => last = format!("{}: {e}", cfg.endpoints[i]),
                 Err(DialError::Tls(e)) => {

@@ -10,6 +10,7 @@ mod convert;
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
 mod pb;
 mod stream;
+mod tls;
 
 pub use client::{Client, ClientConfig, TlsFiles};
 pub use stream::{KeepAlive, KeepAliveAnswer, Watch, WatchEvent, WatchSpec};
