@@ -8,15 +8,18 @@
 //! fencing token and slot; the harness observes every end (see
 //! `support/inv_tracker.rs`). The faults: SIGKILL of a wrapper, `etcdctl
 //! lease revoke` of a holder's lease, SIGSTOP/SIGCONT of a wrapper for up to
-//! 2×TTL, and a network partition between one wrapper and etcd (each wrapper
-//! talks to etcd through its own loopback forwarder, `support/blackhole.rs`).
+//! 2×TTL, a network partition between one wrapper and etcd, and the death of
+//! a wrapper's first endpoint while its second one hangs. Each wrapper has
+//! three endpoints: its own proxy to etcd, a member that accepts and never
+//! answers, and a second proxy of its own to etcd (`support/faultproxy.rs`);
+//! a partition black-holes both proxies, a failover fault kills the first.
 //!
 //! `CONCH_SEED=N cargo test --test invariant -- --nocapture` replays the
 //! fault schedule of seed N (which holder a fault hits depends on timing).
 
-#[path = "support/blackhole.rs"]
-mod blackhole;
 mod common;
+#[path = "support/faultproxy.rs"]
+mod faultproxy;
 #[path = "support/interval_check.rs"]
 mod interval_check;
 #[path = "support/inv_tracker.rs"]
@@ -30,9 +33,9 @@ use std::path::PathBuf;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use blackhole::Forwarder;
 use conch::etcd::{Client, Range};
 use conch::keys::Schema;
+use faultproxy::{Fault as NetFault, Proxy};
 use interval_check::{check, describe, ms, Bounds, Fault, Interval, Kind, KINDS, MS};
 use inv_tracker::{now_ns, Tracker};
 use rustix::process::{kill_process, Pid, Signal};
@@ -44,7 +47,7 @@ const KILL_AFTER: &str = "1s";
 const KILL_WINDOW: Duration = Duration::from_secs(1);
 const FIRST_FAULT: Duration = Duration::from_secs(4);
 const SCHEDULE: Duration = Duration::from_secs(70);
-const FAULTS: usize = 24;
+const FAULTS: usize = 25;
 /// A fault finds no eligible target for this long: it is skipped.
 const FAULT_PATIENCE: Duration = Duration::from_secs(3);
 const CLEAN: Duration = Duration::from_secs(8);
@@ -106,7 +109,7 @@ fn plan(seed: u64) -> Vec<Planned> {
         .map(|(i, kind)| {
             let at = first + i as u64 * gap + rng.range(0, gap * 3 / 4);
             let dur = match kind {
-                Kind::Pause | Kind::Partition => rng.range(300, max_dur),
+                Kind::Pause | Kind::Partition | Kind::Failover => rng.range(300, max_dur),
                 _ => 0,
             };
             Planned {
@@ -147,7 +150,8 @@ impl Exit {
     fn expected(&self) -> bool {
         match (self.status.code(), self.status.signal()) {
             (Some(0), _) => true,
-            (Some(70), _) => !self.faults.is_empty(),
+            // A dead endpoint beside a healthy one never costs the hold.
+            (Some(70), _) => self.faults.iter().any(|&k| k != Kind::Failover),
             (Some(69), _) => self.faults.contains(&Kind::Partition),
             (Some(143), _) => self.termed,
             (Some(137), _) => self.termed && self.ignores_term,
@@ -157,9 +161,10 @@ impl Exit {
     }
 }
 
-/// A contender: a forwarder of its own and the current generation.
+/// A contender: its own two proxies to etcd and the current generation.
 struct Contender {
-    fwd: Forwarder,
+    first: Proxy,
+    third: Proxy,
     gens: u32,
     run: Option<Gen>,
     respawn_at: Option<Instant>,
@@ -176,6 +181,8 @@ struct Ending {
 
 struct Run {
     tool: Tool,
+    /// The second endpoint of every contender: accepts, never answers.
+    hung: String,
     prefix: String,
     dir: PathBuf,
     log: PathBuf,
@@ -196,10 +203,7 @@ struct Run {
 impl Run {
     fn new(tool: Tool, k: usize, tag: &str, seed: u64) -> Run {
         let endpoint = &common::etcd().endpoint;
-        let upstream = endpoint
-            .trim_start_matches("http://")
-            .parse()
-            .expect("etcd endpoint is host:port");
+        let (hung, _) = faultproxy::hung_endpoint();
         let dir = common::scratch_dir(tag);
         let log = dir.join("intervals.log");
         let tracker = Tracker::start(&log);
@@ -207,7 +211,8 @@ impl Run {
         let now = Instant::now();
         let cs = (0..k)
             .map(|_| Contender {
-                fwd: Forwarder::start(upstream),
+                first: Proxy::to(endpoint),
+                third: Proxy::to(endpoint),
                 gens: 0,
                 run: None,
                 respawn_at: Some(now + Duration::from_millis(rng.range(0, 300))),
@@ -216,6 +221,7 @@ impl Run {
             .collect();
         Run {
             tool,
+            hung,
             prefix: common::unique_prefix(tag),
             final_flag: dir.join("final"),
             dir,
@@ -255,7 +261,8 @@ impl Run {
             ms = work % 1000,
         );
         let mut cmd = common::conch(&self.prefix);
-        cmd.env("CONCH_ENDPOINTS", c.fwd.url())
+        let endpoints = format!("{},{},{}", c.first.url(), self.hung, c.third.url());
+        cmd.env("CONCH_ENDPOINTS", endpoints)
             .env("INV_ID", &id)
             .args(["-v", "--ttl", &format!("{}s", TTL.as_secs())])
             .args(["--kill-after", KILL_AFTER]);
@@ -327,7 +334,10 @@ impl Run {
                         signal(g, Signal::CONT);
                     }
                 }
-                _ => c.fwd.set_partitioned(false),
+                _ => {
+                    c.first.set(NetFault::Pass);
+                    c.third.set(NetFault::Pass);
+                }
             }
             self.faults[e.fault].end = t;
             c.busy = false;
@@ -380,7 +390,9 @@ impl Run {
     fn inject(&mut self, p: &Planned, waited: Duration) -> bool {
         let left = match p.kind {
             Kind::Kill | Kind::Revoke => Duration::from_millis(1500),
-            Kind::Pause | Kind::Partition => p.dur.min(TTL) + Duration::from_secs(1),
+            Kind::Pause | Kind::Partition | Kind::Failover => {
+                p.dur.min(TTL) + Duration::from_secs(1)
+            }
         };
         let (eligible, holders, lasting) = self.targets(left);
         let pick = (p.pick >> 8) as usize;
@@ -413,11 +425,15 @@ impl Run {
                 }
             }
             Kind::Pause => signal(g, Signal::STOP),
-            Kind::Partition => c.fwd.set_partitioned(true),
+            Kind::Partition => {
+                c.first.set(NetFault::BlackHole);
+                c.third.set(NetFault::BlackHole);
+            }
+            Kind::Failover => c.first.set(NetFault::Refuse),
         }
         g.faults.push(p.kind);
         let target = g.id.clone();
-        if matches!(p.kind, Kind::Pause | Kind::Partition) {
+        if matches!(p.kind, Kind::Pause | Kind::Partition | Kind::Failover) {
             c.busy = true;
             self.endings.push(Ending {
                 fault: self.faults.len(),
@@ -492,7 +508,8 @@ impl Drop for Run {
     /// A run that panicked leaves no wrapper behind, stopped or not.
     fn drop(&mut self) {
         for c in &mut self.cs {
-            c.fwd.set_partitioned(false);
+            c.first.set(NetFault::Pass);
+            c.third.set(NetFault::Pass);
             if let Some(g) = c.run.as_mut() {
                 signal(g, Signal::CONT);
                 let _ = g.child.kill();
@@ -735,7 +752,7 @@ fn scenario(tool: Tool, k: usize, tag: &str, salt: u64) {
             Kind::Kill => format!("{} ms after the kill", KILL_WINDOW.as_millis()),
             Kind::Revoke => format!("{} ms after the revoke", TTL.as_millis()),
             Kind::Pause => format!("{} ms after SIGCONT", TTL.as_millis()),
-            Kind::Partition => "0 ms (none allowed)".into(),
+            Kind::Partition | Kind::Failover => "0 ms (none allowed)".into(),
         };
         let gaps: Vec<i64> = of
             .iter()
@@ -886,7 +903,7 @@ fn checker_allows_no_overlap_after_a_partition() {
     let log = [iv("a", 0, 10, 0, 3000), iv("b", 0, 12, 2990, 5000)];
     let r = check(&log, &[fault(Kind::Partition, "a", 500, 4000)], &B);
     let v = r.violations.join("\n");
-    assert!(v.contains("during a partition window"), "{v}");
+    assert!(v.contains("during a partition or failover window"), "{v}");
     assert!(
         v.contains("started 10.0 ms before the partitioned child ended"),
         "{v}"
@@ -900,6 +917,17 @@ fn checker_allows_no_overlap_after_a_partition() {
         fault(Kind::Partition, "a", 2500, 4000),
     ];
     let r = check(&log, &f, &B);
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+}
+
+#[test]
+fn checker_allows_no_overlap_after_a_dead_endpoint() {
+    let log = [iv("a", 0, 10, 0, 3000), iv("b", 0, 12, 2990, 5000)];
+    let r = check(&log, &[fault(Kind::Failover, "a", 500, 4000)], &B);
+    let v = r.violations.join("\n");
+    assert!(v.contains("during a partition or failover window"), "{v}");
+    let ok = [iv("a", 0, 10, 0, 3000), iv("b", 0, 12, 3200, 5000)];
+    let r = check(&ok, &[fault(Kind::Failover, "a", 500, 4000)], &B);
     assert!(r.violations.is_empty(), "{:?}", r.violations);
 }
 
@@ -944,7 +972,10 @@ fn the_schedule_is_deterministic_and_balanced() {
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
     assert_ne!(format!("{a:?}"), format!("{:?}", plan(8)));
     for kind in KINDS {
-        assert_eq!(a.iter().filter(|p| p.kind == kind).count(), FAULTS / 4);
+        assert_eq!(
+            a.iter().filter(|p| p.kind == kind).count(),
+            FAULTS / KINDS.len()
+        );
     }
     assert!(a.windows(2).all(|w| w[0].at < w[1].at));
     assert!(a.last().expect("faults").at <= SCHEDULE);

@@ -17,9 +17,28 @@ pub enum Kind {
     Pause,
     /// The wrapper's link to etcd black-holed, healed at `Fault::end`.
     Partition,
+    /// The wrapper's first endpoint dies (connections reset, then refused)
+    /// while its second endpoint is a member that accepts and never
+    /// answers; its third endpoint stays healthy. Healed at `Fault::end`.
+    Failover,
 }
 
-pub const KINDS: [Kind; 4] = [Kind::Kill, Kind::Revoke, Kind::Pause, Kind::Partition];
+pub const KINDS: [Kind; 5] = [
+    Kind::Kill,
+    Kind::Revoke,
+    Kind::Pause,
+    Kind::Partition,
+    Kind::Failover,
+];
+
+impl Kind {
+    /// Whether the fault may cost overlap at all: a partition or a dead
+    /// endpoint is met by self-fencing (or failover) before the lease can
+    /// expire, so no second holder may ever run beside the target.
+    pub fn excuses_overlap(self) -> bool {
+        !matches!(self, Kind::Partition | Kind::Failover)
+    }
+}
 
 /// One child's run: from the start the child recorded to its end as the
 /// harness observed it (or as the child recorded it when it ended by itself).
@@ -66,7 +85,7 @@ impl Fault {
     pub fn window(&self, b: &Bounds) -> (i64, i64) {
         match self.kind {
             Kind::Kill => (self.at, self.at + b.kill_window),
-            Kind::Revoke | Kind::Partition => (self.at, self.at + b.ttl),
+            Kind::Revoke | Kind::Partition | Kind::Failover => (self.at, self.at + b.ttl),
             Kind::Pause => (self.at, self.end + b.ttl),
         }
     }
@@ -233,14 +252,14 @@ pub fn check(ivs: &[Interval], faults: &[Fault], b: &Bounds) -> Report {
     let partitions = merge(
         faults
             .iter()
-            .filter(|f| f.kind == Kind::Partition)
+            .filter(|f| !f.kind.excuses_overlap())
             .map(|f| f.window(b))
             .collect(),
     );
-    for (s, e, set) in unexcused(ivs, faults, b, |k| k != Kind::Partition) {
+    for (s, e, set) in unexcused(ivs, faults, b, |k| k.excuses_overlap()) {
         let in_partition: i64 = partitions.iter().map(|&w| overlap_len((s, e), w)).sum();
         let what = if in_partition > 0 {
-            "during a partition window (self-fencing allows none)"
+            "during a partition or failover window (self-fencing allows none)"
         } else {
             "outside every fault window (or after it closed)"
         };
@@ -260,7 +279,7 @@ pub fn check(ivs: &[Interval], faults: &[Fault], b: &Bounds) -> Report {
         for slot in slots {
             let of: Vec<Interval> = ivs.iter().filter(|iv| iv.slot == slot).cloned().collect();
             let one = Bounds { limit: 1, ..*b };
-            for (s, e, set) in unexcused(&of, faults, &one, |k| k != Kind::Partition) {
+            for (s, e, set) in unexcused(&of, faults, &one, |k| k.excuses_overlap()) {
                 let mut l = String::new();
                 for &i in &set {
                     let _ = write!(l, "\n      {}", describe(&of[i], o));
@@ -305,7 +324,7 @@ pub fn check(ivs: &[Interval], faults: &[Fault], b: &Bounds) -> Report {
             .collect();
         // 4. A partitioned holder's child is gone before the next holder of
         // its office or slot starts.
-        if f.kind == Kind::Partition {
+        if !f.kind.excuses_overlap() {
             for h in &hit {
                 for g in ivs
                     .iter()
