@@ -1,7 +1,7 @@
-//! The cluster drills of 06-testing.md (layer 4), automated against a real
-//! 3-member etcd cluster on loopback: quorum loss under `elect --restart`,
-//! the etcd leader killed under `sema`, and the member serving a winning
-//! `conchd` stopped mid-run. The drills run one at a time (each starts its
+//! The cluster drills, automated against a real 3-member etcd cluster on
+//! loopback: quorum loss under `elect --restart`, the etcd leader killed
+//! under `sema`, the member serving a winning `conchd` stopped mid-run, and
+//! a hung member (SIGSTOP) under a holder and under a daemon. The drills run one at a time (each starts its
 //! own cluster), so their timing bounds do not compete for the CPU.
 
 #[path = "support/cluster.rs"]
@@ -565,4 +565,145 @@ fn cron_tick_never_reruns_when_the_winners_member_dies_mid_run() {
         fires.len(),
         t_drill.elapsed()
     );
+}
+
+/// Resumes a paused member even when the drill fails half-way, so no
+/// frozen etcd outlives it.
+struct Thaw<'a>(&'a Cluster, usize);
+
+impl Drop for Thaw<'_> {
+    fn drop(&mut self) {
+        self.0.resume(self.1);
+    }
+}
+
+/// (d) The member a holder talks to hangs (SIGSTOP) for longer than the
+/// TTL on an otherwise healthy cluster: the lease lives on the quorum the
+/// whole time, so the holder must fail over in time and keep its hold; its
+/// child is never stopped and the wrapper exits with the child's status.
+fn hung_member_under_a_holder(pause_leader: bool, ttl: &str, kill_after: &str) {
+    let _serial = serial();
+    let cl = Cluster::start(3, "hung");
+    let d = Scratch::new("drill-hung");
+    let marks = d.join("marks");
+    let leader = cl.wait_leader(Duration::from_secs(10));
+    let hung = if pause_leader {
+        leader
+    } else {
+        (leader + 1) % 3
+    };
+    let order = [hung, (hung + 1) % 3, (hung + 2) % 3];
+    // The child reports a SIGTERM (its hold was lost) or its own end.
+    let script = format!(
+        "trap 'echo TERM >> {m}; exit 9' TERM; echo start >> {m}; sleep 22 & wait; echo done >> {m}",
+        m = marks.display()
+    );
+    let mut cmd = conch(&cl.endpoints(&order));
+    cmd.args(["-v", "--ttl", ttl, "--kill-after", kill_after])
+        .args(["elect", "hung", "--", "sh", "-c", &script]);
+    let mut w = Proc::spawn(cmd, d.join("wrapper.log"));
+    wait_for("the child's start", Duration::from_secs(15), || {
+        read(&marks).contains("start")
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    cl.pause(hung);
+    let thaw = Thaw(&cl, hung);
+    // Longer than the TTL: without failover the fence must run out.
+    std::thread::sleep(Duration::from_secs(14));
+    drop(thaw);
+    let status = wait_exit(&mut w.child, Duration::from_secs(30));
+    let log = w.log();
+    assert!(
+        !read(&marks).contains("TERM"),
+        "the child was stopped although the lease lived on the quorum:\n{log}"
+    );
+    assert_eq!(status.code(), Some(0), "wrapper log:\n{log}");
+    assert!(read(&marks).contains("done"), "{log}");
+    eprintln!(
+        "drill d: member m{hung} ({}) hung 14 s under a holder with --ttl {ttl}: hold kept",
+        if pause_leader { "leader" } else { "follower" }
+    );
+}
+
+#[test]
+fn elect_hold_survives_a_hung_follower_at_ttl_6s() {
+    hung_member_under_a_holder(false, "6s", "2s");
+}
+
+#[test]
+fn elect_hold_survives_a_hung_leader_at_ttl_6s() {
+    hung_member_under_a_holder(true, "6s", "2s");
+}
+
+#[test]
+fn elect_hold_survives_a_hung_follower_at_the_default_ttl() {
+    hung_member_under_a_holder(false, "10s", "3s");
+}
+
+/// (e) The member a lone daemon talks to hangs: the daemon fails over
+/// instead of waiting, and no tick of its jobs is missed for longer than the
+/// failover takes (each tick's grace is 1 s here).
+#[test]
+fn cron_ticks_keep_time_while_the_daemons_member_hangs() {
+    let _serial = serial();
+    let cl = Cluster::start(3, "cronhung");
+    let d = Scratch::new("drill-cronhung");
+    let leader = cl.wait_leader(Duration::from_secs(10));
+    let hung = (leader + 1) % 3;
+    let order = [hung, (hung + 1) % 3, (hung + 2) % 3];
+    for job in ["a", "b"] {
+        let o = conch(&cl.all_endpoints())
+            .args(["cron", "add", job, "--schedule", "@every 1s"])
+            .args(["--overlap", "allow", "--", "true"])
+            .output()
+            .expect("cron add");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_conchd"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CONCH_") || k.starts_with("ETCDCTL_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args([
+        "-v",
+        "--endpoints",
+        &cl.endpoints(&order),
+        "--prefix",
+        PREFIX,
+    ])
+    .args(["--ttl", "6s", "--node", "lone"]);
+    let mut daemon = Proc::spawn(cmd, d.join("conchd.log"));
+    let rest = [(hung + 1) % 3, (hung + 2) % 3];
+    wait_for("a few ticks of both jobs", Duration::from_secs(20), || {
+        ["a", "b"]
+            .iter()
+            .all(|j| ticks(&cl, &rest, TickKind::Fire, j).len() >= 3)
+    });
+    let t0 = unix_now();
+    cl.pause(hung);
+    let thaw = Thaw(&cl, hung);
+    std::thread::sleep(Duration::from_secs(10));
+    drop(thaw);
+    let t1 = unix_now();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(daemon.running(), "conchd exited:\n{}", daemon.log());
+    assert_eq!(daemon.term().code(), Some(0), "{}", daemon.log());
+    // The tick at the fault may be lost with its unanswered claim; every
+    // later one must have been claimed on another member.
+    for job in ["a", "b"] {
+        let fires = ticks(&cl, &rest, TickKind::Fire, job);
+        let missing: Vec<i64> = (t0 + 3..=t1).filter(|t| !fires.contains_key(t)).collect();
+        assert!(
+            missing.is_empty(),
+            "job {job}: ticks {missing:?} of the hang [{t0}, {t1}] were never claimed:\n{}",
+            daemon.log()
+        );
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -171,6 +171,21 @@ impl Cluster {
         wait_exit(&mut child, Duration::from_secs(20));
     }
 
+    /// Freezes member `i` (SIGSTOP): its sockets stay open and nothing on
+    /// them is answered, as with a stalled disk or a frozen VM.
+    pub fn pause(&self, i: usize) {
+        let pid = self.members[i].pid().expect("member runs");
+        let pid = Pid::from_raw(pid as i32).expect("pid");
+        kill_process(pid, Signal::STOP).expect("SIGSTOP etcd");
+    }
+
+    /// Thaws member `i` (SIGCONT).
+    pub fn resume(&self, i: usize) {
+        let pid = self.members[i].pid().expect("member runs");
+        let pid = Pid::from_raw(pid as i32).expect("pid");
+        kill_process(pid, Signal::CONT).expect("SIGCONT etcd");
+    }
+
     /// Starts member `i` again on its data directory and ports; does not
     /// wait (it cannot serve before a quorum of members runs).
     pub fn restart(&mut self, i: usize) {
