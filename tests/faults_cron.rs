@@ -321,9 +321,11 @@ fn conchd_outlives_a_long_outage_and_records_the_result_afterwards() {
         read(&d.join("a.log"))
     );
     proxy.set(Fault::Pass);
+    let healed = std::time::Instant::now();
     wait_for("the result recorded after the outage", LONG, || {
         ticks(&p, TickKind::Result, "job").contains_key(&tick)
     });
+    eprintln!("result recorded {:?} after the outage", healed.elapsed());
     assert!(a.try_wait().expect("try_wait").is_none());
     assert_eq!(
         outcomes(&p, "job").get(&tick),
@@ -369,6 +371,12 @@ fn a_hung_member_does_not_make_other_ticks_miss() {
     // The tick at the fault may be lost to it; every later one ran.
     for job in ["j1", "j2"] {
         let fires = ticks(&p, TickKind::Fire, job);
+        let late = fires
+            .iter()
+            .filter(|(t, _)| **t > fault_at)
+            .map(|(t, v)| Claim::from_json(v).at_ms as i64 - t * 1000)
+            .max();
+        eprintln!("{job}: latest claim after the fault {late:?} ms after its tick");
         let absent: Vec<i64> = (fault_at + 2..=until)
             .filter(|t| !fires.contains_key(t))
             .collect();
