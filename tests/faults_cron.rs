@@ -284,6 +284,45 @@ fn a_claim_with_an_unknown_outcome_leaves_no_orphaned_run_marker() {
     assert_eq!(term(&mut a).code(), Some(0));
 }
 
+/// Issue 6, the other outcome: the reply of a claim that applied is lost,
+/// the connection heals inside the grace, and the retry reads back the
+/// daemon's own fire key: the tick runs, once.
+#[test]
+fn a_claim_whose_reply_was_lost_runs_once_when_the_retry_finds_it_ours() {
+    let p = unique_prefix("lost-reply");
+    let d = scratch_dir("lost-reply");
+    let proxy = Proxy::to(&common::etcd().endpoint);
+    let mut a = daemon(&p, "a", &proxy.url(), "30s", &d);
+    // @every 2s: a grace of 2 s, the first attempt gets 1 s of it.
+    add(&p, "job", &["--schedule", "@every 2s"], &run_script(&d));
+    wait_for("a run", LONG, || !outcomes(&p, "job").is_empty());
+    let mut tick = now_ms().div_euclid(1000) + 1;
+    if tick % 2 != 0 {
+        tick += 1;
+    }
+    let wait = tick * 1000 - 50 - now_ms();
+    std::thread::sleep(Duration::from_millis(wait.max(0) as u64));
+    proxy.set(Fault::DropReplies);
+    std::thread::sleep(Duration::from_millis(550));
+    proxy.set(Fault::Pass);
+    wait_for("the tick's result", LONG, || {
+        outcomes(&p, "job").contains_key(&tick)
+    });
+    wait_for("a later result", LONG, || {
+        outcomes(&p, "job").keys().any(|t| *t > tick)
+    });
+    assert_eq!(term(&mut a).code(), Some(0));
+    let log = read(&d.join("a.log"));
+    let when = conch::schedule::fmt_rfc3339_utc(tick);
+    assert!(
+        log.contains(&format!("tick {when}: outcome unknown")),
+        "the reply was lost:\n{log}"
+    );
+    let ran = runs_seen(&d).iter().filter(|(_, t, _)| *t == tick).count();
+    assert_eq!(ran, 1, "ran once\n{log}");
+    assert_eq!(outcomes(&p, "job").get(&tick), Some(&Outcome::Ok), "{log}");
+}
+
 /// Issue 9: an idle daemon outlives an etcd outage longer than it used to
 /// tolerate, keeps the result of a run that finished during it, and writes
 /// that result once etcd is back.
