@@ -134,10 +134,15 @@ impl Cron {
             Err(e) => {
                 let give_up = self.shutting_down.is_some() && f.attempts >= RESULT_ATTEMPTS_AT_EXIT;
                 // A daemon keeps its results through an outage of any
-                // length; the pause grows so that it does not hammer etcd.
-                let pause = RESULT_RETRY
-                    .saturating_mul(1 << f.attempts.saturating_sub(1).min(4))
-                    .min(RESULT_RETRY_CAP);
+                // length; the pause grows so that it does not hammer etcd,
+                // except on the way out, where the attempts are few anyway.
+                let pause = if self.shutting_down.is_some() {
+                    RESULT_RETRY
+                } else {
+                    RESULT_RETRY
+                        .saturating_mul(1 << f.attempts.saturating_sub(1).min(4))
+                        .min(RESULT_RETRY_CAP)
+                };
                 Self::log(
                     out,
                     Level::Error,

@@ -265,3 +265,26 @@ fn trimming_keeps_every_tick_within_the_skew_bound() {
     assert_eq!(super::results::trim_cut(&mixed, 4, now), Some(bound - 10));
     assert_eq!(super::results::trim_cut(&mixed, 5, now), None);
 }
+
+#[test]
+fn a_result_is_kept_through_a_long_outage_with_a_growing_capped_pause() {
+    let mut h = Harness::serving(cfg(), &[("backup", &job("@every 1h"))]);
+    let tag = h.win(S(3600), 77);
+    h.step(Input::ChildExited(tag, ChildStatus::Exited(0)), S(3601));
+    let (txn, _) = the_finish(&h.step(Input::ChildrenGone(tag), S(3601)));
+    let mut at = S(3601);
+    let mut pauses = Vec::new();
+    for _ in 0..8 {
+        let err = Error::new(crate::etcd::ErrorKind::Unavailable, "txn", "refused");
+        h.step(Input::Txn(FINISH, Err(err)), at);
+        let (next, _) = h.m.unrecorded[0];
+        pauses.push((next - at).as_secs());
+        // Keep-alives and failovers may wake the loop in between.
+        let mut acts = h.run_to(next);
+        acts.retain(|a| matches!(a, Action::Txn(FINISH, _)));
+        assert_eq!(acts, [Action::Txn(FINISH, txn.clone())]);
+        at = next;
+    }
+    assert_eq!(pauses, [1, 2, 4, 8, 10, 10, 10, 10]);
+    assert!(h.logged("retrying in"));
+}
