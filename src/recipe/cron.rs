@@ -3,6 +3,10 @@
 //! that exactly one daemon of the fleet runs it, results recorded and
 //! history trimmed. Runs are not self-fenced: a claimed tick is claimed for
 //! good, so a lost lease is re-granted and the run markers put back on it.
+//!
+//! This file holds the state and the event dispatch; the ideas live beside
+//! it: jobs and ticks (`cron_jobs.rs`), the claim (`cron_claim.rs`), results
+//! and trimming (`cron_results.rs`), the daemon's lease (`cron_lease.rs`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -25,6 +29,8 @@ const CLAIM: Tag = 2;
 const FINISH: Tag = 3;
 const TRIM: Tag = 4;
 const JOBS: Tag = 5;
+/// A run marker put back on the lease that replaced its claim's.
+const MARKER: Tag = 6;
 /// The one watch: job definitions.
 const WATCH_JOBS: Tag = 1;
 
@@ -44,7 +50,7 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone)]
-struct JobState {
+pub(super) struct JobState {
     job: Job,
     mod_rev: i64,
     schedule: Schedule,
@@ -64,20 +70,6 @@ struct Run {
     timed_out: bool,
 }
 
-/// A result being written: the transaction, kept for a retry.
-#[derive(Debug, Clone)]
-struct Finish {
-    name: String,
-    keep: u32,
-    txn: Txn,
-    attempts: u32,
-}
-
-/// Pause between attempts to write a result etcd did not take.
-const RESULT_RETRY: Duration = Duration::from_secs(1);
-/// Attempts while shutting down, so a daemon whose etcd is gone still exits.
-const RESULT_ATTEMPTS_AT_EXIT: u32 = 5;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     ExpectLease,
@@ -93,7 +85,10 @@ pub struct Cron {
     session: Session,
     jobs: BTreeMap<String, JobState>,
     runs: BTreeMap<Tag, Run>,
-    claims: VecDeque<(String, i64)>,
+    /// Claims (and cleanups) in flight, in the order they were sent.
+    claims: VecDeque<Pending>,
+    /// Claims waiting to be sent again, with when.
+    retries: Vec<(Duration, Pending)>,
     finishes: VecDeque<Finish>,
     /// Results etcd did not take, with when to try again.
     unrecorded: Vec<(Duration, Finish)>,
@@ -101,6 +96,9 @@ pub struct Cron {
     started_ms: i64,
     /// 0, or 69 once etcd refused the daemon for good.
     exit_code: i32,
+    /// Failed grants in a row, and when to ask again.
+    grant_attempts: u32,
+    grant_at: Option<Duration>,
     /// The latest wall time (unix ms) at which ticks were considered.
     seen_ms: i64,
 }
@@ -116,6 +114,9 @@ impl Cron {
             jobs: BTreeMap::new(),
             runs: BTreeMap::new(),
             claims: VecDeque::new(),
+            retries: Vec::new(),
+            grant_attempts: 0,
+            grant_at: None,
             finishes: VecDeque::new(),
             unrecorded: Vec::new(),
             shutting_down: None,
@@ -140,447 +141,19 @@ impl Cron {
         self.seen_ms.div_euclid(1000)
     }
 
-    fn lease_hex(&self) -> String {
-        lease_hex(self.session.lease().unwrap_or_default())
-    }
-
-    fn marker(&self, now: Duration) -> String {
+    /// The value of a fire key or run marker made with `lease`.
+    fn marker_on(&self, lease: i64, now: Duration) -> String {
         Claim {
             node: self.cfg.node.clone(),
             pid: u64::from(self.cfg.pid),
-            lease: self.lease_hex(),
+            lease: lease_hex(lease),
             at_ms: u64::try_from(self.wall_ms(now)).unwrap_or(0),
         }
         .to_json()
     }
 
-    /// Registers the node and reads every job, in one request; after a
-    /// re-grant it also puts the markers of live runs back on the new lease.
-    fn register(&mut self, now: Duration, out: &mut Vec<Action>) {
-        let lease = self.session.lease().unwrap_or_default();
-        let node = Node {
-            host: self.cfg.host.clone(),
-            pid: u64::from(self.cfg.pid),
-            version: env!("CARGO_PKG_VERSION").into(),
-            started_ms: u64::try_from(self.started_ms).unwrap_or(0),
-        };
-        let mut success = vec![
-            Op::put(
-                self.cfg.schema.cron_node_key(&self.cfg.node),
-                node.to_json(),
-                lease,
-            ),
-            Op::Get(Range::prefix(self.cfg.schema.cron_job_dir())),
-        ];
-        for run in self.runs.values() {
-            let key = self
-                .cfg
-                .schema
-                .cron_tick_key(TickKind::Run, &run.name, run.tick);
-            success.push(Op::put(key, self.marker(now), lease));
-        }
-        self.state = State::ExpectRegister;
-        out.push(Action::Txn(
-            REGISTER,
-            Txn {
-                compare: vec![],
-                success,
-                failure: vec![],
-            },
-        ));
-    }
-
-    /// Adds or replaces a job from its stored value; the next tick is the
-    /// first strictly after `now`, so nothing due before is caught up.
-    fn upsert(&mut self, kv: &KeyValue, now: Duration, out: &mut Vec<Action>) {
-        let Some(name) = Schema::leaf(&self.cfg.schema.cron_job_dir(), &kv.key)
-            .and_then(|seg| crate::keys::decode_name(seg).ok())
-        else {
-            return;
-        };
-        if self
-            .jobs
-            .get(&name)
-            .is_some_and(|j| j.mod_rev == kv.mod_revision)
-        {
-            return;
-        }
-        let parsed = Job::from_json(&kv.value).and_then(|job| {
-            let schedule = Schedule::parse(&job.schedule).map_err(|e| e.to_string())?;
-            let zone = Zone::parse(&job.tz).map_err(|e| e.to_string())?;
-            Ok((job, schedule, zone))
-        });
-        match parsed {
-            Ok((job, schedule, zone)) => {
-                let now_s = self.seen_s(now);
-                let next = next_tick(&schedule, &zone, now_s);
-                Self::log(
-                    out,
-                    Level::Debug,
-                    format!(
-                        "job {name}: {} ({}), next tick {}",
-                        job.schedule,
-                        job.tz,
-                        next.map_or("never".into(), fmt_rfc3339_utc)
-                    ),
-                );
-                self.jobs.insert(
-                    name,
-                    JobState {
-                        job,
-                        mod_rev: kv.mod_revision,
-                        schedule,
-                        zone,
-                        next,
-                    },
-                );
-            }
-            Err(why) => {
-                Self::log(
-                    out,
-                    Level::Error,
-                    format!("job {name} skipped: invalid definition: {why}"),
-                );
-                self.jobs.remove(&name);
-            }
-        }
-    }
-
-    fn on_jobs(&mut self, kvs: &[KeyValue], revision: i64, now: Duration, out: &mut Vec<Action>) {
-        let dir = self.cfg.schema.cron_job_dir();
-        let live: Vec<String> = kvs
-            .iter()
-            .filter_map(|kv| {
-                Schema::leaf(&dir, &kv.key).and_then(|s| crate::keys::decode_name(s).ok())
-            })
-            .collect();
-        self.jobs.retain(|name, _| live.contains(name));
-        for kv in kvs {
-            self.upsert(kv, now, out);
-        }
-        out.push(Action::Watch(
-            WATCH_JOBS,
-            WatchSpec::prefix(dir).from_revision(revision + 1),
-        ));
-    }
-
-    /// The claim: fire key and run marker, only while the fire key is absent
-    /// and the job is the one we know; under `--overlap skip` also only while
-    /// no run marker of the job exists, with a nested else that records the
-    /// skip exactly once. Every branch reads the fire key back, so a retry
-    /// after an unknown outcome recognises its own claim.
-    fn claim_txn(&self, name: &str, js: &JobState, tick: i64, now: Duration) -> Txn {
-        let s = &self.cfg.schema;
-        let lease = self.session.lease().unwrap_or_default();
-        let fire = s.cron_tick_key(TickKind::Fire, name, tick);
-        let base = vec![
-            Compare::key(
-                s.cron_job_key(name),
-                CmpOp::Equal,
-                Target::ModRevision(js.mod_rev),
-            ),
-            Compare::absent(fire.clone()),
-        ];
-        let mut compare = base.clone();
-        if !js.job.overlap_allow {
-            compare.push(Compare::prefix_empty(s.cron_tick_dir(TickKind::Run, name)));
-        }
-        let read_fire = Op::Get(Range::key(fire.clone()));
-        let success = vec![
-            Op::put(fire.clone(), self.marker(now), 0),
-            Op::put(
-                s.cron_tick_key(TickKind::Run, name, tick),
-                self.marker(now),
-                lease,
-            ),
-        ];
-        let failure = if js.job.overlap_allow {
-            vec![read_fire]
-        } else {
-            let skipped = RunResult {
-                outcome: Outcome::Skipped,
-                start_ms: u64::try_from(self.wall_ms(now)).unwrap_or(0),
-                end_ms: u64::try_from(self.wall_ms(now)).unwrap_or(0),
-                node: self.cfg.node.clone(),
-            };
-            vec![
-                Op::Txn(Txn {
-                    compare: base,
-                    success: vec![
-                        Op::put(fire.clone(), self.marker(now), 0),
-                        Op::put(
-                            s.cron_tick_key(TickKind::Result, name, tick),
-                            skipped.to_json(),
-                            0,
-                        ),
-                    ],
-                    failure: vec![],
-                }),
-                read_fire,
-            ]
-        };
-        Txn {
-            compare,
-            success,
-            failure,
-        }
-    }
-
-    /// Claims every tick that is due, skipping those whose grace ran out.
-    fn due(&mut self, now: Duration, out: &mut Vec<Action>) {
-        if self.state != State::Serving || self.shutting_down.is_some() {
-            return;
-        }
-        let now_ms = self.wall_ms(now);
-        self.seen_s(now);
-        let names: Vec<String> = self.jobs.keys().cloned().collect();
-        for name in names {
-            while let Some(js) = self.jobs.get(&name) {
-                let Some(tick) = js.next.filter(|t| t * 1000 <= now_ms) else {
-                    break;
-                };
-                let following = next_tick(&js.schedule, &js.zone, tick);
-                let grace = following.map_or(MAX_GRACE_SECS, |f| (f - tick).min(MAX_GRACE_SECS));
-                if now_ms > (tick + grace) * 1000 {
-                    Self::log(
-                        out,
-                        Level::Info,
-                        format!(
-                            "job {name}: tick {} missed (woke {}ms late)",
-                            fmt_rfc3339_utc(tick),
-                            now_ms - tick * 1000
-                        ),
-                    );
-                } else {
-                    let txn = self.claim_txn(&name, js, tick, now);
-                    self.claims.push_back((name.clone(), tick));
-                    out.push(Action::Txn(CLAIM, txn));
-                }
-                if let Some(js) = self.jobs.get_mut(&name) {
-                    js.next = following;
-                }
-            }
-        }
-    }
-
     fn free_tag(&self) -> Option<Tag> {
         (1..=Tag::MAX).find(|t| !self.runs.contains_key(t))
-    }
-
-    fn on_claim(&mut self, r: Result<TxnResult, Error>, now: Duration, out: &mut Vec<Action>) {
-        let Some((name, tick)) = self.claims.pop_front() else {
-            return;
-        };
-        let won = match &r {
-            Ok(t) if t.succeeded => Some(t.revision),
-            Ok(t) => {
-                // Our own earlier attempt may have won (a retried claim).
-                let fire = t.results.iter().rev().find_map(|res| match res {
-                    crate::etcd::OpResult::Range(rr) => rr.kvs.first().cloned(),
-                    _ => None,
-                });
-                let skipped = t.txn(0).is_some_and(|n| n.succeeded);
-                if skipped {
-                    Self::log(
-                        out,
-                        Level::Info,
-                        format!(
-                            "job {name}: tick {} skipped: the previous run is still running",
-                            fmt_rfc3339_utc(tick)
-                        ),
-                    );
-                }
-                fire.filter(|kv| {
-                    let c = Claim::from_json(&kv.value);
-                    !skipped && c.node == self.cfg.node && c.lease == self.lease_hex()
-                })
-                .map(|kv| kv.create_revision)
-            }
-            Err(e) => {
-                Self::log(
-                    out,
-                    Level::Error,
-                    format!(
-                        "job {name}: claim of tick {} failed: {e}",
-                        fmt_rfc3339_utc(tick)
-                    ),
-                );
-                None
-            }
-        };
-        let Some(rev) = won else { return };
-        if self.shutting_down.is_some() {
-            // The lease may be revoked already: start nothing.
-            Self::log(
-                out,
-                Level::Info,
-                format!(
-                    "job {name}: tick {} claimed while stopping; not run",
-                    fmt_rfc3339_utc(tick)
-                ),
-            );
-            return;
-        }
-        let Some(js) = self.jobs.get(&name) else {
-            return;
-        };
-        let Some(tag) = self.free_tag() else {
-            Self::log(
-                out,
-                Level::Error,
-                format!("job {name}: too many concurrent runs"),
-            );
-            return;
-        };
-        let job = js.job.clone();
-        let fire = self.cfg.schema.cron_tick_key(TickKind::Fire, &name, tick);
-        let spec = SpawnSpec {
-            argv: job.argv.iter().map(Into::into).collect(),
-            env: vec![
-                ("CONCH_NAME".into(), name.clone()),
-                ("CONCH_JOB".into(), name.clone()),
-                ("CONCH_TICK".into(), fmt_rfc3339_utc(tick)),
-                ("CONCH_REV".into(), rev.to_string()),
-                ("CONCH_KEY".into(), fire),
-                ("CONCH_LEASE".into(), self.lease_hex()),
-            ],
-        };
-        Self::log(
-            out,
-            Level::Info,
-            format!(
-                "job {name}: tick {} claimed rev={rev}; running",
-                fmt_rfc3339_utc(tick)
-            ),
-        );
-        let mut child = Supervisor::with_tag(tag, Duration::from_millis(job.kill_after_ms));
-        child.spawn(spec, now, out);
-        self.runs.insert(
-            tag,
-            Run {
-                name,
-                tick,
-                start_ms: self.wall_ms(now),
-                keep: job.keep,
-                child,
-                timeout_at: job.timeout_ms.map(|t| now + Duration::from_millis(t)),
-                timed_out: false,
-            },
-        );
-    }
-
-    fn on_run_ended(&mut self, tag: Tag, ended: Ended, now: Duration, out: &mut Vec<Action>) {
-        let Some(run) = self.runs.remove(&tag) else {
-            return;
-        };
-        let outcome = match ended.status {
-            _ if run.timed_out => Outcome::Timeout,
-            ChildStatus::Exited(0) => Outcome::Ok,
-            ChildStatus::Exited(n) => Outcome::Failed(n),
-            ChildStatus::Signaled(s) => Outcome::Killed(s),
-        };
-        Self::log(
-            out,
-            Level::Info,
-            format!(
-                "job {}: tick {} {}",
-                run.name,
-                fmt_rfc3339_utc(run.tick),
-                outcome.label()
-            ),
-        );
-        let result = RunResult {
-            outcome,
-            start_ms: u64::try_from(run.start_ms).unwrap_or(0),
-            end_ms: u64::try_from(self.wall_ms(now)).unwrap_or(0),
-            node: self.cfg.node.clone(),
-        };
-        let s = &self.cfg.schema;
-        // Idempotent (a put and a delete), so a failed write is simply sent
-        // again: a finished run must not turn into a zombie.
-        let txn = Txn {
-            compare: vec![],
-            success: vec![
-                Op::put(
-                    s.cron_tick_key(TickKind::Result, &run.name, run.tick),
-                    result.to_json(),
-                    0,
-                ),
-                Op::delete(s.cron_tick_key(TickKind::Run, &run.name, run.tick)),
-                Op::Get(Range::prefix(s.cron_tick_dir(TickKind::Fire, &run.name))),
-            ],
-            failure: vec![],
-        };
-        self.send_finish(
-            Finish {
-                name: run.name.clone(),
-                keep: run.keep,
-                txn,
-                attempts: 0,
-            },
-            out,
-        );
-    }
-
-    fn send_finish(&mut self, mut f: Finish, out: &mut Vec<Action>) {
-        f.attempts += 1;
-        out.push(Action::Txn(FINISH, f.txn.clone()));
-        self.finishes.push_back(f);
-    }
-
-    /// Keeps the newest `keep` ticks of a job's history.
-    fn on_finished(&mut self, r: Result<TxnResult, Error>, now: Duration, out: &mut Vec<Action>) {
-        let Some(f) = self.finishes.pop_front() else {
-            return;
-        };
-        let (name, keep) = (f.name.clone(), f.keep);
-        let t = match r {
-            Ok(t) => t,
-            Err(e) => {
-                let give_up = self.shutting_down.is_some() && f.attempts >= RESULT_ATTEMPTS_AT_EXIT;
-                Self::log(
-                    out,
-                    Level::Error,
-                    format!(
-                        "job {name}: cannot record the result: {e}; {}",
-                        if give_up { "giving up" } else { "retrying" }
-                    ),
-                );
-                if !give_up {
-                    self.unrecorded.push((now + RESULT_RETRY, f));
-                }
-                return;
-            }
-        };
-        let Some(fires) = t.range(2) else { return };
-        let dir = self.cfg.schema.cron_tick_dir(TickKind::Fire, &name);
-        let mut ticks: Vec<i64> = fires
-            .kvs
-            .iter()
-            .filter_map(|kv| Schema::leaf(&dir, &kv.key).and_then(parse_tick))
-            .collect();
-        ticks.sort_unstable();
-        let keep = keep as usize;
-        if ticks.len() <= keep {
-            return;
-        }
-        let cut = ticks[ticks.len() - keep];
-        let s = &self.cfg.schema;
-        let ops = [TickKind::Fire, TickKind::Result]
-            .into_iter()
-            .map(|k| Op::Delete {
-                key: s.cron_tick_dir(k, &name).into_bytes(),
-                range_end: s.cron_tick_key(k, &name, cut).into_bytes(),
-            })
-            .collect();
-        out.push(Action::Txn(
-            TRIM,
-            Txn {
-                compare: vec![],
-                success: ops,
-                failure: vec![],
-            },
-        ));
     }
 
     fn on_signal(&mut self, sig: i32, now: Duration, out: &mut Vec<Action>) {
@@ -656,21 +229,6 @@ impl Cron {
         }
     }
 
-    fn on_lease_lost(&mut self, why: &str, now: Duration, out: &mut Vec<Action>) {
-        if !self.session.mark_lost() {
-            return;
-        }
-        Self::log(
-            out,
-            Level::Info,
-            format!("lease lost: {why}; runs continue, registering again"),
-        );
-        out.push(Action::Unwatch(WATCH_JOBS));
-        self.session.revoke(out);
-        self.state = State::ExpectLease;
-        self.session.grant(now, out);
-    }
-
     fn on_time(&mut self, now: Duration, out: &mut Vec<Action>) {
         if matches!(self.state, State::ExpectRevoke | State::Done) {
             return;
@@ -694,13 +252,9 @@ impl Cron {
             }
             run.child.on_time(now, out);
         }
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unrecorded)
-            .into_iter()
-            .partition(|(at, _)| now >= *at);
-        self.unrecorded = later;
-        for (_, f) in due {
-            self.send_finish(f, out);
-        }
+        self.retry_results(now, out);
+        self.retry_grant(now, out);
+        self.retry_claims(now, out);
         self.due(now, out);
     }
 
@@ -718,25 +272,9 @@ impl Machine for Cron {
                 self.state = State::ExpectLease;
                 self.session.grant(now, &mut out);
             }
-            Input::Granted(r) if self.state == State::ExpectLease => match r {
-                Ok(l) => {
-                    self.session.granted(l, now, &mut out);
-                    self.register(now, &mut out);
-                }
-                Err(e) if self.started_ms > 0 && e.is_unavailable() && !self.runs.is_empty() => {
-                    Self::log(
-                        &mut out,
-                        Level::Info,
-                        format!("cannot grant a lease ({e}); retrying"),
-                    );
-                    self.session.grant(now, &mut out);
-                }
-                Err(e) => {
-                    Self::log(&mut out, Level::Error, format!("cannot grant a lease: {e}"));
-                    self.state = State::Done;
-                    out.push(Action::Exit(crate::cli::EXIT_UNAVAILABLE));
-                }
-            },
+            Input::Granted(r) if self.state == State::ExpectLease => {
+                self.on_granted(r, now, &mut out)
+            }
             Input::Txn(REGISTER, r) if self.state == State::ExpectRegister => match r {
                 Ok(t) => {
                     self.state = State::Serving;
@@ -755,41 +293,18 @@ impl Machine for Cron {
                 }
             },
             Input::Txn(CLAIM, r) => self.on_claim(r, now, &mut out),
+            Input::Txn(MARKER, Err(e)) => Self::log(
+                &mut out,
+                Level::Error,
+                format!("cannot put a run marker on the new lease: {e}"),
+            ),
             Input::Txn(FINISH, r) => {
                 self.on_finished(r, now, &mut out);
                 self.maybe_exit(&mut out);
             }
             Input::Range(JOBS, Ok(r)) => self.on_jobs(&r.kvs, r.revision, now, &mut out),
             Input::Range(JOBS, Err(e)) => self.on_read_error(&e, now, &mut out),
-            Input::Watch(_, r) => match r {
-                Ok(WatchEvent::Events { events, .. }) => {
-                    for e in events {
-                        match e.kind {
-                            EventKind::Put => self.upsert(&e.kv, now, &mut out),
-                            EventKind::Delete => {
-                                let dir = self.cfg.schema.cron_job_dir();
-                                if let Some(name) = Schema::leaf(&dir, &e.kv.key)
-                                    .and_then(|s| crate::keys::decode_name(s).ok())
-                                {
-                                    if self.jobs.remove(&name).is_some() {
-                                        Self::log(
-                                            &mut out,
-                                            Level::Info,
-                                            format!("job {name} removed"),
-                                        );
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                Ok(WatchEvent::Progress { .. }) => {}
-                Ok(_) => out.push(Action::Range(
-                    JOBS,
-                    Range::prefix(self.cfg.schema.cron_job_dir()),
-                )),
-                Err(e) => self.session.start_reconnect(&e, now, &mut out),
-            },
+            Input::Watch(_, r) => self.on_watch(r, now, &mut out),
             Input::KeepAlive(r) => {
                 if let Some(why) = self.session.on_keepalive(r, now, &mut out) {
                     self.on_lease_lost(&why.0, now, &mut out);
@@ -873,6 +388,8 @@ impl Machine for Cron {
             }
         }
         d.extend(self.unrecorded.iter().map(|(at, _)| *at));
+        d.extend(self.retries.iter().map(|(at, _)| *at));
+        d.extend(self.grant_at);
         if self.state == State::Serving && self.shutting_down.is_none() {
             for js in self.jobs.values() {
                 if let Some(t) = js.next {
@@ -883,7 +400,54 @@ impl Machine for Cron {
         }
         d.into_iter().min()
     }
+
+    /// No single request may hold the loop past what the daemon must do
+    /// next: stop or kill a run, renew or re-register its lease, claim a
+    /// tick inside its grace. The first attempt of a claim gets half its
+    /// grace, so that a retry on another member still fits.
+    fn must_act_by(&self) -> Option<Duration> {
+        if matches!(self.state, State::ExpectRevoke | State::Done) {
+            return None;
+        }
+        let mut d: Vec<Duration> = Vec::new();
+        d.extend(self.session.stop_at());
+        for run in self.runs.values() {
+            d.extend(run.child.deadline());
+            if run.child.is_running() {
+                d.extend(run.timeout_at);
+            }
+        }
+        let boot =
+            |wall_ms: i64| Duration::from_millis((wall_ms - self.cfg.wall_offset_ms).max(0) as u64);
+        // A claim whose bound has passed gains nothing from cutting calls
+        // short; the bound of each later tick still holds.
+        let claims = self
+            .claims
+            .iter()
+            .chain(self.retries.iter().map(|(_, p)| p));
+        let ahead = claims.filter_map(|p| p.act_by_ms(self.seen_ms));
+        d.extend(ahead.filter(|at| *at > self.seen_ms).map(boot));
+        if self.shutting_down.is_none() {
+            // Half the shortest grace (1 s) after each job's next tick.
+            let ticks = self.jobs.values().filter_map(|js| js.next);
+            d.extend(ticks.map(|t| boot(t * 1000 + 500)));
+        }
+        d.into_iter().min()
+    }
 }
+
+#[path = "cron_claim.rs"]
+mod claim;
+#[path = "cron_jobs.rs"]
+mod jobs;
+#[path = "cron_lease.rs"]
+mod lease;
+#[path = "cron_results.rs"]
+mod results;
+
+use claim::Pending;
+use results::Finish;
+pub use results::SKEW_BOUND_SECS;
 
 #[cfg(test)]
 #[path = "cron_tests.rs"]

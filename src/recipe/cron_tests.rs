@@ -444,10 +444,15 @@ fn at_the_tick_one_claim_guards_the_definition_the_fire_key_and_the_runs() {
     };
     assert_eq!((Claim::from_json(v1), v2), (marker, v1));
 
-    let [Op::Txn(skip), Op::Get(read)] = &t.failure[..] else {
+    let [Op::Txn(skip), Op::Get(read), Op::Get(read_result)] = &t.failure[..] else {
         panic!("{t:?}");
     };
     assert_eq!(*read, Range::key(f.clone()));
+    assert_eq!(
+        *read_result,
+        Range::key(tick_key(TickKind::Result, "backup", tick)),
+        "a retry tells its own recorded skip from its own claim"
+    );
     assert_eq!(skip.compare, t.compare[..2], "no run-prefix guard inside");
     assert!(skip.failure.is_empty());
     let [Op::Put {
@@ -481,11 +486,19 @@ fn overlap_allow_claims_without_the_run_guard_and_without_a_nested_skip() {
     let f = fire("backup", T0 + 10);
     assert_eq!(t.compare.len(), 2);
     assert_eq!(t.compare[1], Compare::absent(f.clone()));
-    assert_eq!(t.failure, [Op::Get(Range::key(f))]);
+    assert_eq!(
+        t.failure,
+        [
+            Op::Get(Range::key(f)),
+            Op::Get(Range::key(tick_key(TickKind::Result, "backup", T0 + 10)))
+        ]
+    );
 }
 
 #[path = "cron_tests_claim.rs"]
 mod claim;
+#[path = "cron_tests_faults.rs"]
+mod faults;
 #[path = "cron_tests_life.rs"]
 mod life;
 #[path = "cron_tests_prop.rs"]
