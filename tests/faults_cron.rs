@@ -5,7 +5,6 @@
 
 mod common;
 // The shared proxy's accept loop trips a lint in this crate's settings.
-#[allow(clippy::manual_flatten)]
 #[path = "support/faultproxy.rs"]
 mod faultproxy;
 
