@@ -4,7 +4,6 @@
 //! trimming under clock skew.
 
 mod common;
-// The shared proxy's accept loop trips a lint in this crate's settings.
 #[path = "support/faultproxy.rs"]
 mod faultproxy;
 
