@@ -70,13 +70,14 @@ fn keeper_of(wrapper: u32) -> u32 {
     found.expect("keeper")
 }
 
-/// Live processes whose command line contains `needle`.
+/// Live `sleep` processes whose command line contains `needle` (not the
+/// shells that start them).
 fn with_arg(needle: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .expect("/proc")
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&p| alive(p) && cmdline(p).contains(needle))
+        .filter(|&p| alive(p) && comm(p) == "sleep" && cmdline(p).contains(needle))
         .collect()
 }
 
@@ -420,4 +421,20 @@ fn conchd_keeps_the_terminal_and_ctrl_c_stops_it() {
     t.type_in(&[0x03]);
     assert_eq!(wait_exit(&mut c, LONG).code(), Some(0), "{:?}", t.screen());
     assert!(!alive(run));
+}
+
+#[test]
+fn ctrl_z_does_not_leave_the_terminal_to_a_stopped_child() {
+    let p = unique_prefix("tty-stop");
+    let mut t = pty::Pty::open();
+    let script = "read a; echo \"got:$a\"; read b; echo \"got:$b\"; exit 4";
+    let mut w = elect_on(&t, &p, &[], script);
+    t.type_in(b"one\n");
+    t.expect("got:one", Duration::from_secs(10));
+    // No job-control shell is above conch here, so nobody could continue
+    // a stopped job: the stop must not stick and the child reads on.
+    t.type_in(&[0x1a]);
+    t.type_in(b"two\n");
+    t.expect("got:two", Duration::from_secs(10));
+    assert_eq!(wait_exit(&mut w, LONG).code(), Some(4));
 }

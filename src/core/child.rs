@@ -90,3 +90,27 @@ pub fn reap_all() -> Vec<(u32, ChildStatus)> {
     }
     out
 }
+
+/// True if our child `pid` has just been stopped by a terminal's job
+/// control (Ctrl-Z, or a read or write from the background), not by a
+/// SIGSTOP someone sent on purpose. Consumes that stop report.
+pub fn stopped_by_terminal(pid: u32) -> bool {
+    // SAFETY: waitid fills the zeroed siginfo it is given; WNOHANG never
+    // blocks, and without WEXITED it never reaps.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let rc = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WSTOPPED | libc::WNOHANG,
+        );
+        rc == 0
+            && info.si_pid() == pid as libc::pid_t
+            && info.si_code == libc::CLD_STOPPED
+            && matches!(
+                info.si_status(),
+                libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+            )
+    }
+}

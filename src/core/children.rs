@@ -139,6 +139,31 @@ impl Children {
             }
         }
         self.check_trees(out);
+        self.follow_stops();
+    }
+
+    /// Ctrl-Z stops the child, which holds the terminal, while the shell
+    /// waits for conch: conch takes the terminal back and stops too, so the
+    /// shell sees the job stopped; once continued (`fg`), the child gets the
+    /// terminal again if conch is in the foreground, and continues. A group
+    /// nobody can continue (no job-control shell above) is not stopped by the
+    /// kernel, so conch resumes the child at once.
+    fn follow_stops(&self) {
+        for r in self.running.iter().filter(|r| r.run.tty) {
+            if !child::stopped_by_terminal(r.pid) {
+                continue;
+            }
+            terminal::take_back();
+            // SAFETY: raise on our own process; it returns once continued.
+            unsafe { libc::raise(libc::SIGTSTP) };
+            let Some(pg) = Pid::from_raw(r.pid as i32) else {
+                continue;
+            };
+            if terminal::lendable() {
+                let _ = terminal::give_to(pg);
+            }
+            let _ = rustix::process::kill_process_group(pg, Signal::CONT);
+        }
     }
 
     /// The wrapper's live descendants (but the keeper), each pinned and
