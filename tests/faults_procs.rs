@@ -142,7 +142,10 @@ fn keeper_spares_an_unrelated_process_that_reuses_a_finished_runs_pid() {
         .map(|l| l.trim().parse().expect("pid"))
         .collect();
     let (old, current) = (pids[0], pids[1]);
-    wait_for("the first run gone", LONG, || !alive(old));
+    // Reaped, not merely dead: only then can the number be handed out again.
+    wait_for("the first run reaped", LONG, || {
+        !Path::new(&format!("/proc/{old}")).exists()
+    });
     let keeper = keeper_of(w.id());
 
     let arg = unique_arg(7791);

@@ -1,5 +1,6 @@
-//! The child and its process tree: spawning in a new process group, signals
-//! to the whole tree, reaping, and telling when nothing of it is left.
+//! The child itself: spawning it in a new process group, marked with its
+//! run's id and given the terminal when it should have it; reaping; and
+//! telling a job-control stop from a deliberate one.
 
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;

@@ -126,7 +126,7 @@ impl Children {
             if let Some(i) = self.running.iter().position(|r| r.pid == pid) {
                 let r = self.running.remove(i);
                 if r.run.tty {
-                    terminal::take_back();
+                    terminal::take_back_from(r.pid);
                     // Ctrl-C or Ctrl-\ at the terminal was meant for the
                     // whole job, conch included, as a shell would take it:
                     // stop rather than restart or carry on.
@@ -153,7 +153,7 @@ impl Children {
             if !child::stopped_by_terminal(r.pid) {
                 continue;
             }
-            terminal::take_back();
+            terminal::take_back_from(r.pid);
             // SAFETY: raise on our own process; it returns once continued.
             unsafe { libc::raise(libc::SIGTSTP) };
             let Some(pg) = Pid::from_raw(r.pid as i32) else {
@@ -251,8 +251,8 @@ impl Children {
             std::thread::sleep(Duration::from_millis(5));
             self.reap(&mut sink);
         }
-        if self.runs().any(|r| r.tty) {
-            terminal::take_back();
+        for r in self.runs().filter(|r| r.tty) {
+            terminal::take_back_from(r.pgid);
         }
         if let Some(mut k) = self.keeper.take() {
             k.release();

@@ -50,7 +50,12 @@ pub fn give_to(pgid: Pid) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Gives the terminal back to our own process group.
-pub fn take_back() {
-    let _ = give_to(rustix::process::getpgrp());
+/// Gives the terminal back to our own process group if `pgid` still has
+/// it: after a `bg` the shell holds it, and it is not ours to take.
+pub fn take_back_from(pgid: u32) {
+    // SAFETY: a query of fd 0 (which may be closed: then it fails).
+    let fg = unsafe { libc::tcgetpgrp(0) };
+    if fg > 0 && fg as u32 == pgid {
+        let _ = give_to(rustix::process::getpgrp());
+    }
 }
