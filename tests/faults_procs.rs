@@ -348,14 +348,17 @@ fn ctrl_c_stops_a_restarting_service_instead_of_restarting_it() {
         &["--restart", "--ttl", "6s", "--kill-after", "1s"],
         script,
     );
-    t.expect(".", LONG);
-    let screen = t.screen().to_string();
-    let child: u32 = screen
-        .split("pg:")
-        .nth(1)
-        .and_then(|s| s.split('.').next())
-        .and_then(|s| s.parse().ok())
-        .expect("child pid on screen");
+    let mut child = None;
+    wait_for("the child's pid on the screen", LONG, || {
+        child = t
+            .screen()
+            .split("pg:")
+            .nth(1)
+            .and_then(|s| s.split_once('.'))
+            .and_then(|(n, _)| n.parse::<u32>().ok());
+        child.is_some()
+    });
+    let child = child.expect("pid");
     // Lent for the run: the child's group is in the foreground.
     wait_for("the child in the foreground", LONG, || {
         t.foreground() == Some(child)
