@@ -1,14 +1,14 @@
-//! The child and its process tree: spawning in a new process group, signals
-//! to the whole tree, reaping, and telling when nothing of it is left.
+//! The child itself: spawning it in a new process group, marked with its
+//! run's id and given the terminal when it should have it; reaping; and
+//! telling a job-control stop from a deliberate one.
 
-use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use rustix::process::{Pid, Signal, WaitOptions};
 
-use super::{ChildStatus, SpawnSpec};
+use super::{procs, terminal, ChildStatus, SpawnSpec};
 
 /// A started child: its pid (which is also its process group) and a pidfd
 /// that becomes readable when it exits.
@@ -17,11 +17,14 @@ pub struct Child {
     pub pidfd: OwnedFd,
 }
 
-/// Starts `spec` with execvp semantics in a new process group. The child
-/// dies with the wrapper (parent-death signal), so even a SIGKILLed wrapper
-/// never leaves it running. Errors are the shell's codes: 127 not found,
-/// 126 not executable.
-pub fn spawn(spec: &SpawnSpec) -> Result<Child, (i32, String)> {
+/// Starts `spec` with execvp semantics in a new process group, with `run`
+/// (the run's id chain) in its environment so that every process it starts
+/// can be found again. With `tty`, the new group becomes the terminal's
+/// foreground group before the command runs. The child dies with the
+/// wrapper (parent-death signal), so even a SIGKILLed wrapper never leaves
+/// it running. Errors are the shell's codes: 127 not found, 126 not
+/// executable.
+pub fn spawn(spec: &SpawnSpec, run: &str, tty: bool) -> Result<Child, (i32, String)> {
     let Some((prog, args)) = spec.argv.split_first() else {
         return Err((127, "empty command".into()));
     };
@@ -31,14 +34,23 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Child, (i32, String)> {
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
-    // SAFETY: only async-signal-safe syscalls (prctl, getppid) run between
-    // fork and exec.
+    cmd.env(procs::RUN_VAR, run);
+    // SAFETY: only async-signal-safe syscalls (prctl, getppid, setpgid,
+    // sigaction, tcsetpgrp) run between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
             // The wrapper may have died before the prctl took effect.
             if rustix::process::getppid() != Some(parent) {
                 return Err(std::io::Error::other("wrapper gone before exec"));
+            }
+            if tty {
+                // Before exec, so the command's first read finds the
+                // terminal already its own; a failure only means it stays
+                // in the background, as before.
+                let me = rustix::process::getpid();
+                let _ = rustix::process::setpgid(None, None);
+                let _ = terminal::give_to(me);
             }
             Ok(())
         });
@@ -80,81 +92,26 @@ pub fn reap_all() -> Vec<(u32, ChildStatus)> {
     out
 }
 
-/// Every process below `root` in the process tree, found through /proc
-/// (their parent links), skipping the subtree of `skip`.
-pub fn descendants(root: u32, skip: Option<u32>) -> Vec<u32> {
-    let mut kids: HashMap<u32, Vec<u32>> = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if let Some(ppid) = parent_of(pid) {
-            kids.entry(ppid).or_default().push(pid);
-        }
-    }
-    let mut out = Vec::new();
-    let mut todo = vec![root];
-    while let Some(p) = todo.pop() {
-        for &k in kids.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
-            if Some(k) != skip {
-                out.push(k);
-                todo.push(k);
-            }
-        }
-    }
-    out
-}
-
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses: fields resume
-    // after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// The wrapper's own children other than `skip`, from
-/// /proc/self/task/*/children (one small read per thread).
-pub fn direct_children(skip: Option<u32>) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return descendants(std::process::id(), skip);
-    };
-    for t in tasks.flatten() {
-        let Ok(text) = std::fs::read_to_string(t.path().join("children")) else {
-            // Kernel without CONFIG_PROC_CHILDREN: the slow way.
-            return descendants(std::process::id(), skip);
-        };
-        out.extend(
-            text.split_whitespace()
-                .filter_map(|p| p.parse::<u32>().ok())
-                .filter(|&p| Some(p) != skip),
+/// True if our child `pid` has just been stopped by a terminal's job
+/// control (Ctrl-Z, or a read or write from the background), not by a
+/// SIGSTOP someone sent on purpose. Consumes that stop report.
+pub fn stopped_by_terminal(pid: u32) -> bool {
+    // SAFETY: waitid fills the zeroed siginfo it is given; WNOHANG never
+    // blocks, and without WEXITED it never reaps.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let rc = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WSTOPPED | libc::WNOHANG,
         );
+        rc == 0
+            && info.si_pid() == pid as libc::pid_t
+            && info.si_code == libc::CLD_STOPPED
+            && matches!(
+                info.si_status(),
+                libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+            )
     }
-    out
-}
-
-/// Sends `sig` to the process group `pgid` and to every descendant of
-/// `root` except the keeper's subtree. Processes already gone are fine.
-pub fn signal_tree(pgid: Option<u32>, root: u32, sig: i32, keeper: Option<u32>) {
-    let Some(sig) = Signal::from_named_raw(sig) else {
-        return;
-    };
-    if let Some(pg) = pgid.and_then(|p| Pid::from_raw(p as i32)) {
-        let _ = rustix::process::kill_process_group(pg, sig);
-    }
-    for p in descendants(root, keeper) {
-        if let Some(pid) = Pid::from_raw(p as i32) {
-            let _ = rustix::process::kill_process(pid, sig);
-        }
-    }
-}
-
-/// True while any process of group `pgid` exists.
-pub fn group_alive(pgid: u32) -> bool {
-    Pid::from_raw(pgid as i32)
-        .is_some_and(|pg| rustix::process::test_kill_process_group(pg).is_ok())
 }

@@ -9,9 +9,11 @@ pub mod clock;
 pub mod driver;
 pub mod fence;
 pub mod keeper;
+pub mod procs;
 pub mod session;
 pub mod signals;
 pub mod supervise;
+pub mod terminal;
 
 use std::ffi::OsString;
 use std::time::Duration;

@@ -17,5 +17,7 @@ pub fn run(global: &Global, node: Option<String>) -> i32 {
         kill_after: global.kill_after,
         wall_offset_ms: wall_offset_ms(),
     };
+    // Runs are background jobs: Ctrl-C at a terminal stops the daemon.
+    crate::core::terminal::never_lend();
     hold(global, &mut Cron::new(cfg))
 }
