@@ -24,6 +24,23 @@ pub struct Child {
 /// wrapper (parent-death signal), so even a SIGKILLed wrapper never leaves
 /// it running. Errors are the shell's codes: 127 not found, 126 not
 /// executable.
+/// The variables of conch's own environment that carry an etcd password:
+/// they are conch's credentials, not the job's, and under conchd every job
+/// on every host would see them. Other `CONCH_*`/`ETCDCTL_*` variables pass
+/// on (scripts use them to call conch or etcdctl themselves).
+pub fn secrets(
+    env: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Vec<std::ffi::OsString> {
+    env.filter(|(k, v)| match k.to_str() {
+        Some("CONCH_PASSWORD" | "ETCDCTL_PASSWORD") => true,
+        // NAME:PASS, the form --user and etcdctl's --user accept.
+        Some("CONCH_USER" | "ETCDCTL_USER") => v.as_encoded_bytes().contains(&b':'),
+        _ => false,
+    })
+    .map(|(k, _)| k)
+    .collect()
+}
+
 pub fn spawn(spec: &SpawnSpec, run: &str, tty: bool) -> Result<Child, (i32, String)> {
     let Some((prog, args)) = spec.argv.split_first() else {
         return Err((127, "empty command".into()));
@@ -31,6 +48,9 @@ pub fn spawn(spec: &SpawnSpec, run: &str, tty: bool) -> Result<Child, (i32, Stri
     let parent = rustix::process::getpid();
     let mut cmd = Command::new(prog);
     cmd.args(args).process_group(0);
+    for k in secrets(std::env::vars_os()) {
+        cmd.env_remove(k);
+    }
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
@@ -113,5 +133,27 @@ pub fn stopped_by_terminal(pid: u32) -> bool {
                 info.si_status(),
                 libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
             )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    #[test]
+    fn passwords_never_reach_a_child() {
+        let env = [
+            ("CONCH_PASSWORD", "s3cret"),
+            ("ETCDCTL_PASSWORD", "s3cret"),
+            ("ETCDCTL_USER", "root:s3cret"),
+            ("CONCH_USER", "alice"),
+            ("ETCDCTL_ENDPOINTS", "a:2379"),
+            ("PATH", "/bin"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let mut gone = secrets(env.into_iter());
+        gone.sort();
+        assert_eq!(gone, ["CONCH_PASSWORD", "ETCDCTL_PASSWORD", "ETCDCTL_USER"]);
     }
 }
