@@ -492,3 +492,5 @@ fn timeout_while_held_withdraws_and_exits_75() {
 
 #[path = "elect_tests_restart.rs"]
 mod restart;
+#[path = "elect_tests_hold.rs"]
+mod hold;

@@ -483,3 +483,5 @@ fn timeout_when_full_withdraws_and_exits_75() {
 mod faults;
 #[path = "sema_tests_prop.rs"]
 mod prop;
+#[path = "sema_tests_hold.rs"]
+mod hold;
