@@ -115,7 +115,9 @@ fn a_predecessor_gone_before_the_waiters_watch_opens_still_promotes_it_at_once()
     common::wait_for("the waiter's key", Duration::from_secs(20), || {
         office(&p).len() == 2
     });
-    client().lease_revoke(holder_lease).expect("revoke the holder");
+    client()
+        .lease_revoke(holder_lease)
+        .expect("revoke the holder");
     let gone = Instant::now();
     proxy.set(faultproxy::Fault::Pass);
     let _ = wait_exit(&mut a.0, Duration::from_secs(20));

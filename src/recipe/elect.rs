@@ -457,13 +457,24 @@ impl Elect {
         match r {
             Err(e) => self.start_reconnect(&e, now, out),
             Ok(WatchEvent::Events { events, .. }) => {
-                let deleted = events.iter().any(|e| e.kind == EventKind::Delete);
-                if !deleted {
+                let Some(at) = events
+                    .iter()
+                    .find(|e| e.kind == EventKind::Delete)
+                    .map(|e| e.kv.mod_revision)
+                else {
                     return;
-                }
+                };
                 if tag == OWN {
                     self.on_lost(Gone("own candidate key was deleted".into()), now, out);
                 } else if tag == PRED && self.state == State::ExpectTurn {
+                    // With a timestamped -v log, this line tells a late
+                    // delete (etcd expired the lease late) from a late
+                    // promotion.
+                    Self::log(
+                        out,
+                        Level::Debug,
+                        format!("predecessor gone at revision {at}; re-reading the office"),
+                    );
                     self.state = State::ExpectOffice;
                     out.push(Action::Range(OFFICE, self.office()));
                 }
@@ -623,9 +634,7 @@ impl Machine for Elect {
                 let ended = self.hold.child_mut().spawn_failed(code);
                 self.on_child_ended(ended, now, &mut out);
             }
-            Input::ChildExited(_, status) => {
-                self.hold.child_mut().exited(status, now, &mut out)
-            }
+            Input::ChildExited(_, status) => self.hold.child_mut().exited(status, now, &mut out),
             Input::ChildrenGone(_) => {
                 if let Some(ended) = self.hold.child_mut().gone() {
                     self.on_child_ended(ended, now, &mut out);

@@ -62,7 +62,12 @@ fn the_log_names_the_grace_the_supervisor_really_gives() {
     for (now, hard, text, sig) in [
         (S(1), Some(S(10)), "SIGTERM, SIGKILL in 3s", 15),
         (MS(8500), Some(S(10)), "SIGTERM, SIGKILL in 1.5s", 15),
-        (S(10), Some(S(10)), "SIGKILL now: past the lease deadline", 9),
+        (
+            S(10),
+            Some(S(10)),
+            "SIGKILL now: past the lease deadline",
+            9,
+        ),
         (S(1), None, "SIGTERM, SIGKILL in 3s", 15),
     ] {
         let mut h = running(S(3));
@@ -118,10 +123,7 @@ fn a_loss_after_the_child_exited_stops_nothing_and_keeps_its_status() {
 fn without_a_child_a_loss_is_the_recipes_and_a_signal_withdraws() {
     let mut h = Hold::new(S(3));
     let mut out = Vec::new();
-    assert_eq!(
-        h.on_lost(&gone("x"), S(1), None, &mut out),
-        AfterLoss::Idle
-    );
+    assert_eq!(h.on_lost(&gone("x"), S(1), None, &mut out), AfterLoss::Idle);
     assert!(out.is_empty(), "the recipe says what it does: {out:?}");
     assert_eq!(
         h.on_signal(2, S(1), None, &mut out),

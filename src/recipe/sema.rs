@@ -626,9 +626,7 @@ impl Machine for Sema {
                 let ended = self.hold.child_mut().spawn_failed(code);
                 self.on_child_ended(ended, now, &mut out);
             }
-            Input::ChildExited(_, status) => {
-                self.hold.child_mut().exited(status, now, &mut out)
-            }
+            Input::ChildExited(_, status) => self.hold.child_mut().exited(status, now, &mut out),
             Input::ChildrenGone(_) => {
                 if let Some(ended) = self.hold.child_mut().gone() {
                     self.on_child_ended(ended, now, &mut out);

@@ -122,5 +122,8 @@ fn the_timeout_never_limits_the_run() {
     h.holder(20);
     assert_ne!(h.deadline(), Some(S(1)));
     let acts = h.timer(S(2));
-    assert!(!acts.iter().any(|a| matches!(a, Action::Revoke(_))), "{acts:?}");
+    assert!(
+        !acts.iter().any(|a| matches!(a, Action::Revoke(_))),
+        "{acts:?}"
+    );
 }
