@@ -134,3 +134,60 @@ fn a_predecessor_gone_before_the_waiters_watch_opens_still_promotes_it_at_once()
         "promoted {took:?} after its predecessor was gone"
     );
 }
+
+/// The same interleaving for a semaphore waiter: its queue watch opens only
+/// after the holder's keys are gone, and it is promoted at once.
+#[test]
+fn a_sema_holder_gone_before_the_waiters_watch_opens_still_promotes_it_at_once() {
+    let p = unique_prefix("late-queue");
+    let d = common::scratch_dir("late-queue");
+    let schema = Schema::new(&p);
+    let started = d.join("a");
+    let _a = Reap(
+        conch(&p)
+            .args(["sema", "s", "--max", "1", "--ttl", "30s", "--", "sh", "-c"])
+            .arg(format!("touch {}; exec sleep 1000", started.display()))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn holder"),
+    );
+    common::wait_for("the holder's child", Duration::from_secs(20), || {
+        started.exists()
+    });
+    let queue = schema.sema_queue_dir("s", 1);
+    let holder_lease = client()
+        .range(Range::prefix(queue.clone()))
+        .expect("range")
+        .kvs[0]
+        .lease;
+    let proxy = faultproxy::Proxy::to(&common::etcd().endpoint);
+    proxy.set(faultproxy::Fault::Delay(Duration::from_millis(300)));
+    let second = d.join("second");
+    let mut b = Reap(
+        conch(&p)
+            .env("CONCH_ENDPOINTS", proxy.url())
+            .args(["sema", "s", "--max", "1", "--ttl", "10s", "--", "sh", "-c"])
+            .arg(format!("touch {}", second.display()))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn waiter"),
+    );
+    common::wait_for("the waiter's key", Duration::from_secs(20), || {
+        count(queue.clone()) == 2
+    });
+    client()
+        .lease_revoke(holder_lease)
+        .expect("revoke the holder");
+    let gone = Instant::now();
+    proxy.set(faultproxy::Fault::Pass);
+    common::wait_for("the waiter's child", Duration::from_secs(20), || {
+        second.exists()
+    });
+    let took = gone.elapsed();
+    eprintln!("promoted {took:?} after the holder's keys were deleted");
+    assert_eq!(wait_exit(&mut b.0, Duration::from_secs(20)).code(), Some(0));
+    assert!(
+        took < Duration::from_secs(2),
+        "promoted {took:?} after the holder was gone"
+    );
+}
