@@ -14,6 +14,7 @@ use crate::core::supervise::{Ended, Supervisor};
 use crate::core::{signals, Action, Level};
 
 const SIGTERM: i32 = 15;
+const PAST: &str = "SIGKILL now: past the lease deadline";
 
 /// Why the child is being stopped. The first reason wins: a loss during a
 /// stop that a signal began does not turn the signal's outcome into 70.
@@ -109,15 +110,15 @@ impl Hold {
         None
     }
 
-    /// What the stop sequence begun at `now` will do, in words: the grace
-    /// is cut to the lease's deadline, and is none past it.
-    fn how(&self, now: Duration, hard: Option<Duration>) -> String {
-        let kill_at = (now + self.child.kill_after()).min(hard.unwrap_or(Duration::MAX));
-        if kill_at <= now {
-            "SIGKILL now: past the lease deadline".into()
-        } else {
-            format!("SIGKILL in {}", fmt_duration(kill_at - now))
+    /// When the stop sequence begun at `now` sends SIGKILL, in words, as
+    /// the supervisor does it: after kill-after cut to the lease's deadline,
+    /// at once past it. `None` for "at once".
+    fn kill_words(&self, now: Duration, hard: Option<Duration>) -> Option<String> {
+        if hard.is_some_and(|h| now >= h) {
+            return None;
         }
+        let kill_at = (now + self.child.kill_after()).min(hard.unwrap_or(Duration::MAX));
+        Some(format!("SIGKILL in {}", fmt_duration(kill_at - now)))
     }
 
     /// The hold can no longer be trusted. `hard` is the lease's deadline:
@@ -129,12 +130,11 @@ impl Hold {
         hard: Option<Duration>,
         out: &mut Vec<Action>,
     ) -> AfterLoss {
-        let how = self.how(now, hard);
+        let kill = self.kill_words(now, hard);
         if self.child.is_running() {
-            let how = if how.starts_with("SIGKILL now") {
-                how
-            } else {
-                format!("SIGTERM, {how}")
+            let how = match &kill {
+                Some(k) => format!("SIGTERM, {k}"),
+                None => PAST.to_string(),
             };
             out.push(Action::Log(
                 Level::Info,
@@ -151,8 +151,9 @@ impl Hold {
             out.push(Action::Log(
                 Level::Info,
                 format!(
-                    "lease lost: {}; the child is already stopping ({how})",
-                    why.0
+                    "lease lost: {}; hurrying what is left of the child's tree ({})",
+                    why.0,
+                    kill.as_deref().unwrap_or(PAST)
                 ),
             ));
             self.child.stop(SIGTERM, now, hard, out);
@@ -183,10 +184,13 @@ impl Hold {
             ));
             return AfterSignal::Withdraw(128 + sig);
         }
-        let how = self.how(now, hard);
+        let how = self.kill_words(now, hard);
         out.push(Action::Log(
             Level::Info,
-            format!("signal {sig}: forwarding to the child, {how}"),
+            format!(
+                "signal {sig}: forwarding to the child, {}",
+                how.as_deref().unwrap_or(PAST)
+            ),
         ));
         self.stop.get_or_insert(Stop::Signal(sig));
         self.child.stop(sig, now, hard, out);
