@@ -5,13 +5,14 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
+use super::hold::{describe, AfterLoss, AfterSignal, Hold, Stop};
 use crate::cli::duration::fmt_duration;
 use crate::cli::Wait;
 use crate::core::backoff::Backoff;
 use crate::core::fence::Gone;
 use crate::core::session::Session;
-use crate::core::supervise::{Ended, Supervisor};
-use crate::core::{signals, Action, Input, Level, Machine, SpawnSpec, Tag};
+use crate::core::supervise::Ended;
+use crate::core::{Action, Input, Level, Machine, SpawnSpec, Tag};
 use crate::etcd::{
     Compare, Error, ErrorKind, EventKind, Op, Range, RangeResult, Txn, WatchEvent, WatchSpec,
 };
@@ -86,25 +87,18 @@ enum State {
     Done,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    Lost,
-    Signal(i32),
-}
-
 /// The elect recipe.
 pub struct Elect {
     cfg: Config,
     state: State,
     session: Session,
     leader: bool,
-    stop: Option<Stop>,
-    child: Supervisor,
+    /// The child, why it is being stopped, and the wait's `--timeout`.
+    hold: Hold,
     backoff: Backoff,
     key: String,
     rev: i64,
     ahead: Option<usize>,
-    timeout_at: Option<Duration>,
     /// The lease being revoked, kept for a retry.
     revoking: Option<i64>,
 }
@@ -112,30 +106,17 @@ pub struct Elect {
 impl Elect {
     pub fn new(cfg: Config) -> Elect {
         Elect {
-            child: Supervisor::new(cfg.kill_after),
+            hold: Hold::new(cfg.kill_after),
             backoff: Backoff::new(cfg.seed),
             session: Session::new(cfg.ttl, cfg.kill_after),
             cfg,
             state: State::Done,
             leader: false,
-            stop: None,
             key: String::new(),
             rev: 0,
             ahead: None,
-            timeout_at: None,
             revoking: None,
         }
-    }
-
-    fn waiting(&self) -> bool {
-        matches!(
-            self.state,
-            State::ExpectLease
-                | State::ExpectCampaign
-                | State::ExpectTurn
-                | State::ExpectOffice
-                | State::ExpectRetry { .. }
-        ) && !self.leader
     }
 
     fn log(out: &mut Vec<Action>, level: Level, msg: String) {
@@ -145,7 +126,7 @@ impl Elect {
     fn campaign(&mut self, now: Duration, out: &mut Vec<Action>) {
         self.leader = false;
         self.rev = 0;
-        self.stop = None;
+        self.hold.forget_stop();
         self.ahead = None;
         self.state = State::ExpectLease;
         self.session.grant(now, out);
@@ -305,8 +286,7 @@ impl Elect {
 
     fn become_leader(&mut self, now: Duration, out: &mut Vec<Action>) {
         self.leader = true;
-        // `--timeout` limits the wait for office, not a `--restart` re-campaign.
-        self.timeout_at = None;
+        self.hold.acquired();
         out.push(Action::Unwatch(PRED));
         Self::log(
             out,
@@ -323,7 +303,8 @@ impl Elect {
 
     fn start_child(&mut self, now: Duration, out: &mut Vec<Action>) {
         self.state = State::Holding;
-        self.child.spawn(self.spawn_spec(), now, out);
+        let spec = self.spawn_spec();
+        self.hold.child_mut().spawn(spec, now, out);
     }
 
     /// The lease (or the candidate key) can no longer be trusted.
@@ -334,27 +315,10 @@ impl Elect {
             return;
         }
         let hard = self.session.hard_deadline();
-        if self.child.is_running() {
-            let late = hard.is_some_and(|h| now >= h);
-            let how = if late {
-                "SIGKILL now: past the lease deadline".to_string()
-            } else {
-                format!(
-                    "SIGTERM, SIGKILL in {}",
-                    fmt_duration(self.child.kill_after())
-                )
-            };
-            Self::log(
-                out,
-                Level::Info,
-                format!("lease lost: {}; stopping child ({how})", why.0),
-            );
-            self.stop.get_or_insert(Stop::Lost);
-            self.child.stop(15, now, hard, out);
-        } else if self.child.is_stopping() {
-            Self::log(out, Level::Info, format!("lease lost: {}", why.0));
-            self.child.stop(15, now, hard, out);
-        } else if self.cfg.restart {
+        if self.hold.on_lost(&why, now, hard, out) == AfterLoss::Stopping {
+            return;
+        }
+        if self.cfg.restart {
             Self::log(
                 out,
                 Level::Info,
@@ -372,7 +336,7 @@ impl Elect {
     }
 
     fn lose_or_resign(&mut self, then: Then, now: Duration, out: &mut Vec<Action>) {
-        if self.child.is_idle() {
+        if self.hold.child().is_idle() {
             self.resign(then, now, out);
         } else {
             self.on_lost(Gone("etcd refused a request".into()), now, out);
@@ -402,11 +366,10 @@ impl Elect {
     }
 
     fn on_child_ended(&mut self, ended: Ended, now: Duration, out: &mut Vec<Action>) {
-        let code = ended.status.code();
-        match self.stop {
+        let code = self.hold.exit_code(ended);
+        match self.hold.stop_reason() {
             Some(Stop::Lost) if self.cfg.restart => self.resign(Then::Campaign, now, out),
-            Some(Stop::Lost) => self.resign(Then::Exit(crate::cli::EXIT_LOST), now, out),
-            Some(Stop::Signal(_)) => self.resign(Then::Exit(code), now, out),
+            Some(_) => self.resign(Then::Exit(code), now, out),
             None if self.cfg.restart && self.session.is_lost() => {
                 self.resign(Then::Campaign, now, out)
             }
@@ -435,10 +398,8 @@ impl Elect {
     }
 
     fn on_signal(&mut self, sig: i32, now: Duration, out: &mut Vec<Action>) {
-        if !signals::is_fatal(sig) {
-            if self.child.is_running() {
-                out.push(Action::SignalChild(0, sig));
-            }
+        if !crate::core::signals::is_fatal(sig) {
+            self.hold.on_signal(sig, now, None, out);
             return;
         }
         if let State::ExpectRevoke {
@@ -452,22 +413,10 @@ impl Elect {
         if matches!(self.state, State::ExpectRevoke { .. } | State::Done) {
             return;
         }
-        if self.child.is_idle() {
-            Self::log(out, Level::Info, format!("signal {sig}: withdrawing"));
-            self.resign(Then::Exit(128 + sig), now, out);
-            return;
-        }
-        Self::log(
-            out,
-            Level::Info,
-            format!(
-                "signal {sig}: forwarding to the child, SIGKILL in {}",
-                fmt_duration(self.child.kill_after())
-            ),
-        );
-        self.stop.get_or_insert(Stop::Signal(sig));
         let hard = self.session.hard_deadline();
-        self.child.stop(sig, now, hard, out);
+        if let AfterSignal::Withdraw(code) = self.hold.on_signal(sig, now, hard, out) {
+            self.resign(Then::Exit(code), now, out);
+        }
     }
 
     fn start_reconnect(&mut self, why: &Error, now: Duration, out: &mut Vec<Action>) {
@@ -508,13 +457,24 @@ impl Elect {
         match r {
             Err(e) => self.start_reconnect(&e, now, out),
             Ok(WatchEvent::Events { events, .. }) => {
-                let deleted = events.iter().any(|e| e.kind == EventKind::Delete);
-                if !deleted {
+                let Some(at) = events
+                    .iter()
+                    .find(|e| e.kind == EventKind::Delete)
+                    .map(|e| e.kv.mod_revision)
+                else {
                     return;
-                }
+                };
                 if tag == OWN {
                     self.on_lost(Gone("own candidate key was deleted".into()), now, out);
                 } else if tag == PRED && self.state == State::ExpectTurn {
+                    // With a timestamped -v log, this line tells a late
+                    // delete (etcd expired the lease late) from a late
+                    // promotion.
+                    Self::log(
+                        out,
+                        Level::Debug,
+                        format!("predecessor gone at revision {at}; re-reading the office"),
+                    );
                     self.state = State::ExpectOffice;
                     out.push(Action::Range(OFFICE, self.office()));
                 }
@@ -548,10 +508,8 @@ impl Elect {
         if matches!(self.state, State::ExpectRevoke { .. } | State::Done) {
             return;
         }
-        self.child.on_time(now, out);
-        if self.waiting() && self.timeout_at.is_some_and(|t| now >= t) {
-            Self::log(out, Level::Info, "not acquired: --timeout ran out".into());
-            self.resign(Then::Exit(crate::cli::EXIT_NOT_ACQUIRED), now, out);
+        if let Some(code) = self.hold.on_time(now, out) {
+            self.resign(Then::Exit(code), now, out);
             return;
         }
         match self.state {
@@ -586,21 +544,12 @@ impl Elect {
     }
 }
 
-fn describe(s: crate::core::ChildStatus) -> String {
-    match s {
-        crate::core::ChildStatus::Exited(c) => format!("exit {c}"),
-        crate::core::ChildStatus::Signaled(sig) => format!("signal {sig}"),
-    }
-}
-
 impl Machine for Elect {
     fn step(&mut self, input: Input, now: Duration) -> Vec<Action> {
         let mut out = Vec::new();
         match input {
             Input::Start => {
-                if let Wait::Timeout(d) = self.cfg.wait {
-                    self.timeout_at = Some(now + d);
-                }
+                self.hold.start_waiting(self.cfg.wait, now);
                 self.campaign(now, &mut out);
             }
             Input::Granted(r) => self.on_granted(r, now, &mut out),
@@ -679,15 +628,15 @@ impl Machine for Elect {
                 }
             }
             Input::Reconnected(r) => self.on_reconnected(r, now, &mut out),
-            Input::Spawned(_, _) => self.child.spawned(now),
+            Input::Spawned(_, _) => self.hold.child_mut().spawned(now),
             Input::SpawnFailed(_, code, why) => {
                 Self::log(&mut out, Level::Error, why);
-                let ended = self.child.spawn_failed(code);
+                let ended = self.hold.child_mut().spawn_failed(code);
                 self.on_child_ended(ended, now, &mut out);
             }
-            Input::ChildExited(_, status) => self.child.exited(status, now, &mut out),
+            Input::ChildExited(_, status) => self.hold.child_mut().exited(status, now, &mut out),
             Input::ChildrenGone(_) => {
-                if let Some(ended) = self.child.gone() {
+                if let Some(ended) = self.hold.child_mut().gone() {
                     self.on_child_ended(ended, now, &mut out);
                 }
             }
@@ -702,7 +651,7 @@ impl Machine for Elect {
         self.session
             .stop_at()
             .into_iter()
-            .chain(self.child.deadline())
+            .chain(self.hold.child().deadline())
             .min()
     }
 
@@ -712,10 +661,8 @@ impl Machine for Elect {
         }
         let mut d: Vec<Duration> = Vec::new();
         d.extend(self.session.deadline());
-        d.extend(self.child.deadline());
-        if self.waiting() {
-            d.extend(self.timeout_at);
-        }
+        d.extend(self.hold.child().deadline());
+        d.extend(self.hold.timeout_deadline());
         match self.state {
             State::ExpectRestart { at } | State::ExpectRetry { at, .. } => d.push(at),
             _ => {}

@@ -490,5 +490,7 @@ fn timeout_while_held_withdraws_and_exits_75() {
     assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(75)]);
 }
 
+#[path = "elect_tests_hold.rs"]
+mod hold;
 #[path = "elect_tests_restart.rs"]
 mod restart;

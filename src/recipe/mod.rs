@@ -2,5 +2,6 @@
 
 pub mod cron;
 pub mod elect;
+pub mod hold;
 pub mod queue;
 pub mod sema;

@@ -6,13 +6,13 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::time::Duration;
 
+use super::hold::{AfterLoss, AfterSignal, Hold};
 use super::queue::{lowest_free, Queue};
-use crate::cli::duration::fmt_duration;
 use crate::cli::Wait;
 use crate::core::fence::Gone;
 use crate::core::session::Session;
-use crate::core::supervise::{Ended, Supervisor};
-use crate::core::{signals, Action, Input, Level, Machine, SpawnSpec, Tag};
+use crate::core::supervise::Ended;
+use crate::core::{Action, Input, Level, Machine, SpawnSpec, Tag};
 use crate::etcd::{
     CmpOp, Compare, Error, ErrorKind, EventKind, Op, Range, RangeResult, Target, Txn, TxnResult,
     WatchEvent, WatchSpec,
@@ -73,7 +73,8 @@ pub struct Sema {
     cfg: Config,
     state: State,
     session: Session,
-    child: Supervisor,
+    /// The child, why it is being stopped, and the wait's `--timeout`.
+    hold: Hold,
     queue: Option<Queue>,
     key: String,
     own_rev: i64,
@@ -82,9 +83,6 @@ pub struct Sema {
     taken: BTreeSet<u32>,
     /// The revision of that read: a wait for a free slot starts after it.
     slots_rev: i64,
-    /// Why the child is being stopped: the first reason wins.
-    stop_for_loss: Option<bool>,
-    timeout_at: Option<Duration>,
     shown_rank: Option<usize>,
 }
 
@@ -92,7 +90,7 @@ impl Sema {
     pub fn new(cfg: Config) -> Sema {
         Sema {
             session: Session::new(cfg.ttl, cfg.kill_after),
-            child: Supervisor::new(cfg.kill_after),
+            hold: Hold::new(cfg.kill_after),
             cfg,
             state: State::Done,
             queue: None,
@@ -101,8 +99,6 @@ impl Sema {
             slot: None,
             taken: BTreeSet::new(),
             slots_rev: 0,
-            stop_for_loss: None,
-            timeout_at: None,
             shown_rank: None,
         }
     }
@@ -121,17 +117,6 @@ impl Sema {
 
     fn lease(&self) -> i64 {
         self.session.lease().unwrap_or_default()
-    }
-
-    fn waiting(&self) -> bool {
-        matches!(
-            self.state,
-            State::ExpectLease
-                | State::ExpectJoin
-                | State::ExpectTurn
-                | State::ExpectReread
-                | State::ExpectRetry { .. }
-        ) && self.slot.is_none()
     }
 
     fn holder_json(&self, now: Duration) -> String {
@@ -326,6 +311,7 @@ impl Sema {
 
     fn hold(&mut self, i: u32, rev: i64, revision: i64, now: Duration, out: &mut Vec<Action>) {
         self.slot = Some((i, rev));
+        self.hold.acquired();
         out.push(Action::Unwatch(QUEUE));
         self.watch_slot(i, rev, revision, out);
         let key = self
@@ -352,7 +338,7 @@ impl Sema {
                 ("CONCH_MAX".into(), self.cfg.max.to_string()),
             ],
         };
-        self.child.spawn(spec, now, out);
+        self.hold.child_mut().spawn(spec, now, out);
     }
 
     fn on_claim(&mut self, r: Result<TxnResult, Error>, now: Duration, out: &mut Vec<Action>) {
@@ -392,7 +378,7 @@ impl Sema {
             return;
         }
         Self::log(out, Level::Error, format!("etcd refused: {e}"));
-        if self.child.is_idle() {
+        if self.hold.child().is_idle() {
             self.resign(crate::cli::EXIT_UNAVAILABLE, now, out);
         } else {
             self.on_lost(Gone("etcd refused a request".into()), now, out);
@@ -406,25 +392,14 @@ impl Sema {
             return;
         }
         let hard = self.session.hard_deadline();
-        if self.child.is_idle() {
+        if self.hold.on_lost(&why, now, hard, out) == AfterLoss::Idle {
             Self::log(
                 out,
                 Level::Info,
                 format!("lease lost while waiting: {}", why.0),
             );
-            return self.resign(crate::cli::EXIT_LOST, now, out);
+            self.resign(crate::cli::EXIT_LOST, now, out);
         }
-        Self::log(
-            out,
-            Level::Info,
-            format!(
-                "lease lost: {}; stopping child (SIGTERM, SIGKILL in {})",
-                why.0,
-                fmt_duration(self.child.kill_after())
-            ),
-        );
-        self.stop_for_loss.get_or_insert(true);
-        self.child.stop(15, now, hard, out);
     }
 
     fn resign(&mut self, code: i32, _now: Duration, out: &mut Vec<Action>) {
@@ -440,39 +415,20 @@ impl Sema {
     }
 
     fn on_child_ended(&mut self, ended: Ended, now: Duration, out: &mut Vec<Action>) {
-        let code = if self.stop_for_loss == Some(true) {
-            crate::cli::EXIT_LOST
-        } else {
-            ended.status.code()
-        };
+        let code = self.hold.exit_code(ended);
         self.resign(code, now, out);
     }
 
     fn on_signal(&mut self, sig: i32, now: Duration, out: &mut Vec<Action>) {
-        if !signals::is_fatal(sig) {
-            if self.child.is_running() {
-                out.push(Action::SignalChild(0, sig));
-            }
+        if crate::core::signals::is_fatal(sig)
+            && matches!(self.state, State::ExpectRevoke { .. } | State::Done)
+        {
             return;
         }
-        if matches!(self.state, State::ExpectRevoke { .. } | State::Done) {
-            return;
-        }
-        if self.child.is_idle() {
-            Self::log(out, Level::Info, format!("signal {sig}: withdrawing"));
-            return self.resign(128 + sig, now, out);
-        }
-        Self::log(
-            out,
-            Level::Info,
-            format!(
-                "signal {sig}: forwarding to the child, SIGKILL in {}",
-                fmt_duration(self.child.kill_after())
-            ),
-        );
-        self.stop_for_loss.get_or_insert(false);
         let hard = self.session.hard_deadline();
-        self.child.stop(sig, now, hard, out);
+        if let AfterSignal::Withdraw(code) = self.hold.on_signal(sig, now, hard, out) {
+            self.resign(code, now, out);
+        }
     }
 
     fn on_watch(
@@ -568,10 +524,8 @@ impl Sema {
         if matches!(self.state, State::ExpectRevoke { .. } | State::Done) {
             return;
         }
-        self.child.on_time(now, out);
-        if self.waiting() && self.timeout_at.is_some_and(|t| now >= t) {
-            Self::log(out, Level::Info, "not acquired: --timeout ran out".into());
-            return self.resign(crate::cli::EXIT_NOT_ACQUIRED, now, out);
+        if let Some(code) = self.hold.on_time(now, out) {
+            return self.resign(code, now, out);
         }
         if let State::ExpectRetry { at, what } = self.state {
             if now >= at {
@@ -593,9 +547,7 @@ impl Machine for Sema {
         let mut out = Vec::new();
         match input {
             Input::Start => {
-                if let Wait::Timeout(d) = self.cfg.wait {
-                    self.timeout_at = Some(now + d);
-                }
+                self.hold.start_waiting(self.cfg.wait, now);
                 self.state = State::ExpectLease;
                 self.session.grant(now, &mut out);
             }
@@ -668,15 +620,15 @@ impl Machine for Sema {
                     }
                 }
             }
-            Input::Spawned(_, _) => self.child.spawned(now),
+            Input::Spawned(_, _) => self.hold.child_mut().spawned(now),
             Input::SpawnFailed(_, code, why) => {
                 Self::log(&mut out, Level::Error, why);
-                let ended = self.child.spawn_failed(code);
+                let ended = self.hold.child_mut().spawn_failed(code);
                 self.on_child_ended(ended, now, &mut out);
             }
-            Input::ChildExited(_, status) => self.child.exited(status, now, &mut out),
+            Input::ChildExited(_, status) => self.hold.child_mut().exited(status, now, &mut out),
             Input::ChildrenGone(_) => {
-                if let Some(ended) = self.child.gone() {
+                if let Some(ended) = self.hold.child_mut().gone() {
                     self.on_child_ended(ended, now, &mut out);
                 }
             }
@@ -695,7 +647,7 @@ impl Machine for Sema {
         self.session
             .stop_at()
             .into_iter()
-            .chain(self.child.deadline())
+            .chain(self.hold.child().deadline())
             .min()
     }
 
@@ -705,10 +657,8 @@ impl Machine for Sema {
         }
         let mut d: Vec<Duration> = Vec::new();
         d.extend(self.session.deadline());
-        d.extend(self.child.deadline());
-        if self.waiting() {
-            d.extend(self.timeout_at);
-        }
+        d.extend(self.hold.child().deadline());
+        d.extend(self.hold.timeout_deadline());
         if let State::ExpectRetry { at, .. } = self.state {
             d.push(at);
         }

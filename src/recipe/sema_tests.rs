@@ -481,5 +481,7 @@ fn timeout_when_full_withdraws_and_exits_75() {
 
 #[path = "sema_tests_faults.rs"]
 mod faults;
+#[path = "sema_tests_hold.rs"]
+mod hold;
 #[path = "sema_tests_prop.rs"]
 mod prop;
