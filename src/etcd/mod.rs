@@ -7,6 +7,7 @@
 
 mod client;
 mod convert;
+mod dial;
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
 mod pb;
 mod stream;

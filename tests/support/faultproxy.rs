@@ -264,13 +264,11 @@ pub fn hung_endpoint() -> (String, Arc<AtomicUsize>) {
     let count = accepted.clone();
     std::thread::spawn(move || {
         let mut keep = Vec::new();
-        for c in listener.incoming() {
-            if let Ok(c) = c {
-                count.fetch_add(1, Ordering::SeqCst);
-                // Held open and never read: the peer sees an accepted
-                // connection that never answers.
-                keep.push(c);
-            }
+        for c in listener.incoming().flatten() {
+            count.fetch_add(1, Ordering::SeqCst);
+            // Held open and never read: the peer sees an accepted
+            // connection that never answers.
+            keep.push(c);
         }
     });
     (format!("http://127.0.0.1:{port}"), accepted)
