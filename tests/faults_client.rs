@@ -8,7 +8,7 @@ mod common;
 #[path = "support/faultproxy.rs"]
 mod faultproxy;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -368,26 +368,30 @@ fn an_unanswered_read_fails_over_and_no_call_outlives_the_deadline() {
 }
 
 /// Item 15: a holder whose member freezes (SIGSTOP) fails over to another
-/// member and keeps its hold, at `--ttl 6s`, whether the frozen member is
-/// a follower or the leader.
+/// member and keeps its hold, at `--ttl 6s`, whether the frozen member is a
+/// follower or the leader. Each holder finishes before its member thaws: a
+/// member that wakes may disrupt the cluster with an election (etcd 3.4
+/// runs without pre-vote), which is another fault than the one tested.
 #[test]
 fn a_hung_member_does_not_cost_the_hold() {
     let d = scratch_dir("hung-member");
     let cl = cluster::Cluster::start(3, "hungm");
-    let leader = cl.wait_leader(Duration::from_secs(20));
-    let follower = (leader + 1) % 3;
-    let rest = |first: usize| -> Vec<usize> {
-        std::iter::once(first)
+    for (tag, want_leader) in [("f", false), ("l", true)] {
+        let leader = cl.wait_leader(Duration::from_secs(20));
+        let first = if want_leader {
+            leader
+        } else {
+            (leader + 1) % 3
+        };
+        let order: Vec<usize> = std::iter::once(first)
             .chain((0..3).filter(|&i| i != first))
-            .collect()
-    };
-    let run = |tag: &str, first: usize| -> (Child, PathBuf) {
+            .collect();
         let dir = d.join(tag);
         std::fs::create_dir_all(&dir).expect("dir");
-        let w = wrapper(
+        let mut w = wrapper(
             &dir,
             "w",
-            &cl.endpoints(&rest(first)),
+            &cl.endpoints(&order),
             &[
                 "-v",
                 "--ttl",
@@ -402,38 +406,31 @@ fn a_hung_member_does_not_cost_the_hold() {
                 &holder_script(&dir),
             ],
         );
-        (w, dir)
-    };
-    let (mut wf, df) = run("f", follower);
-    let (mut wl, dl) = run("l", leader);
-    let pids = [child_pid(&df), child_pid(&dl)];
-
-    let check = |w: &mut Child, dir: &Path, pid: u32| {
-        let err = read(&dir.join("w.err"));
-        assert!(
-            w.try_wait().expect("try_wait").is_none(),
-            "wrapper exited\n{err}"
-        );
-        assert!(alive(pid), "child gone\n{err}");
-        assert!(!dir.join("term").exists(), "child was stopped\n{err}");
-    };
-    for (i, dir) in [(0, &df), (1, &dl)] {
-        let err = read(&dir.join("w.err"));
-        let on = current_endpoint(&err).expect("a connected line");
+        let pid = child_pid(&dir);
+        let on = current_endpoint(&read(&dir.join("w.err"))).expect("a connected line");
         let member = (0..3)
             .find(|&m| cl.members[m].endpoint() == on)
             .expect("a member");
-        eprintln!("holder {i} on member {member} (leader {leader}); freezing it");
+        eprintln!("holder {tag} on member {member} (leader {leader}); freezing it");
         let mpid = cl.members[member].pid().expect("member runs");
         signal(mpid, Signal::STOP);
+        // Longer than the TTL: the hold survives only by failing over.
         let until = Instant::now() + Duration::from_secs(10);
         while Instant::now() < until {
-            check(&mut wf, &df, pids[0]);
-            check(&mut wl, &dl, pids[1]);
+            let err = read(&dir.join("w.err"));
+            assert!(
+                w.try_wait().expect("try_wait").is_none(),
+                "wrapper exited\n{err}"
+            );
+            assert!(alive(pid), "child gone\n{err}");
+            assert!(!dir.join("term").exists(), "child was stopped\n{err}");
             std::thread::sleep(Duration::from_millis(100));
         }
-        signal(mpid, Signal::CONT);
+        std::fs::write(dir.join("go"), "").expect("go");
+        let st = wait_exit(&mut w, Duration::from_secs(20));
         let err = read(&dir.join("w.err"));
+        signal(mpid, Signal::CONT);
+        assert_eq!(st.code(), Some(0), "{err}");
         assert_ne!(
             current_endpoint(&err).as_deref(),
             Some(on.as_str()),
@@ -442,10 +439,5 @@ fn a_hung_member_does_not_cost_the_hold() {
         wait_for("the cluster serves again", Duration::from_secs(20), || {
             cl.has_quorum(&[0, 1, 2])
         });
-    }
-    for (w, dir) in [(&mut wf, &df), (&mut wl, &dl)] {
-        std::fs::write(dir.join("go"), "").expect("go");
-        let st = wait_exit(w, Duration::from_secs(20));
-        assert_eq!(st.code(), Some(0), "{}", read(&dir.join("w.err")));
     }
 }

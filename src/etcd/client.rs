@@ -41,9 +41,12 @@ pub struct ClientConfig {
     /// `unix:///path`, tried in order. A bare `host:port` uses TLS when a CA
     /// is given (as etcdctl does), plain HTTP/2 otherwise.
     pub endpoints: Vec<String>,
-    /// Budget for reaching any endpoint, at start and on every failover.
+    /// Budget for reaching any endpoint, at start and on every failover,
+    /// up to a member's first answer.
     pub dial_timeout: Duration,
-    /// Budget for one unary call.
+    /// Budget for one write; reads and lease calls, which are retried on
+    /// other members, get the larger of this and the dial timeout in all.
+    /// [`Client::set_deadline`] cuts every budget short.
     pub request_timeout: Duration,
     pub user: Option<String>,
     pub password: Option<String>,

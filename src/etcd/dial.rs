@@ -15,7 +15,7 @@ use super::{Error, ErrorKind, Result};
 
 /// How long each endpoint waits for the one before it: a healthy member
 /// answers well within it, so the order given is kept while all are up.
-const STAGGER: Duration = Duration::from_millis(200);
+const STAGGER: Duration = Duration::from_millis(100);
 
 /// Pause before dialing again an endpoint that failed at once (refused,
 /// reset), so a list of dead endpoints is not a busy loop.
