@@ -123,6 +123,10 @@ impl Driver {
 
     /// Runs `m` from [`Input::Start`] until it exits; returns the exit code.
     pub fn run(&mut self, m: &mut dyn Machine) -> i32 {
+        self.log(
+            Level::Debug,
+            &format!("connected to {}", self.client.endpoint()),
+        );
         self.pending.push_back(Input::Start);
         loop {
             // After every input, carry out every action before waiting again.
@@ -249,7 +253,16 @@ impl Driver {
             Action::Txn(tag, t) => Input::Txn(tag, c.txn(t)),
             Action::Range(tag, r) => Input::Range(tag, c.range(r)),
             Action::Revoke(id) => Input::Revoked(c.lease_revoke(id)),
-            Action::Reconnect { budget } => Input::Reconnected(c.failover_within(budget)),
+            Action::Reconnect { budget } => {
+                let r = c.failover_within(budget);
+                if r.is_ok() {
+                    self.log(
+                        Level::Debug,
+                        &format!("failed over to {}", self.client.endpoint()),
+                    );
+                }
+                Input::Reconnected(r)
+            }
             Action::Watch(tag, spec) => {
                 self.unwatch(tag);
                 let w = self.client.watch(spec);

@@ -4,6 +4,10 @@
 
 use std::time::Duration;
 
+/// A healthy member answers a keep-alive in milliseconds; one that has
+/// not answered within this is treated as hung.
+const ANSWER_PATIENCE: Duration = Duration::from_secs(1);
+
 /// The lease's life as last confirmed by etcd, and the keep-alive schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fence {
@@ -70,6 +74,20 @@ impl Fence {
             .max(sent_at + Duration::from_secs(ttl_secs as u64));
         self.next_send = sent_at + self.interval();
         Ok(())
+    }
+
+    /// When the outstanding keep-alive, if any, was sent.
+    pub fn outstanding_since(&self) -> Option<Duration> {
+        self.in_flight
+    }
+
+    /// When the outstanding keep-alive, if any, has waited too long for its
+    /// answer: the member is presumed hung and another one should carry it.
+    /// One interval (at most a second) leaves the next interval, at least,
+    /// for the failover and a renewal before the stop must begin.
+    pub fn overdue_at(&self) -> Option<Duration> {
+        self.in_flight
+            .map(|sent| sent + self.interval().min(ANSWER_PATIENCE))
     }
 
     /// The stream carrying the outstanding request broke: it will never be
@@ -165,6 +183,21 @@ mod tests {
         assert!(f.expired_reason(MS(6999)).is_none());
         let why = f.expired_reason(S(7)).expect("expired");
         assert!(why.0.contains("unanswered for 7s"), "{}", why.0);
+    }
+
+    #[test]
+    fn an_unanswered_keep_alive_is_overdue_after_one_interval_at_most_a_second() {
+        let mut f = Fence::new(S(0), 6, S(2));
+        assert_eq!(f.overdue_at(), None, "nothing outstanding");
+        f.sent(S(2));
+        // (6 - 2) / 3 = 1.33 s, capped at 1 s.
+        assert_eq!(f.overdue_at(), Some(S(3)));
+        // At the shortest TTL the interval itself is the patience, and a
+        // renewal sent on schedule is overdue well before the stop.
+        let mut f = Fence::new(S(0), 2, MS(667));
+        f.sent(f.interval());
+        assert_eq!(f.overdue_at(), Some(f.interval() * 2));
+        assert!(f.overdue_at().expect("outstanding") < f.stop_at());
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub struct Session {
     fence: Option<Fence>,
     lost: bool,
     reconnect: Reconnect,
+    /// While a revoke is outstanding: the lease deadline it had. A resign
+    /// past it is moot (the lease is expiring anyway), so nothing waits
+    /// for it longer.
+    resign_by: Option<Duration>,
 }
 
 impl Session {
@@ -40,6 +44,7 @@ impl Session {
             fence: None,
             lost: false,
             reconnect: Reconnect::Idle,
+            resign_by: None,
         }
     }
 
@@ -90,8 +95,13 @@ impl Session {
         self.fence.as_ref().map(Fence::deadline)
     }
 
-    /// When the stop sequence must begin if no renewal is confirmed.
+    /// When the stop sequence must begin if no renewal is confirmed; while
+    /// a revoke is outstanding, the lease deadline, past which it is moot.
+    /// Every blocking call made for the holder ends by then.
     pub fn stop_at(&self) -> Option<Duration> {
+        if self.resign_by.is_some() {
+            return self.resign_by;
+        }
         match (&self.fence, self.lost) {
             (Some(f), false) => Some(f.stop_at()),
             _ => None,
@@ -179,15 +189,34 @@ impl Session {
         }
     }
 
-    /// Renewals, fence expiry and failover retries; `Some` when the fence
-    /// ran out.
+    /// Renewals, fence expiry, unanswered keep-alives and failover
+    /// retries; `Some` when the fence ran out.
     pub fn on_time(&mut self, now: Duration, out: &mut Vec<Action>) -> Option<Gone> {
+        // A revoke retried after the lease deadline (elect --restart) gets
+        // its own budget: the cap only spares the first one a long wait.
+        if self.resign_by.is_some_and(|d| now >= d) {
+            self.resign_by = None;
+        }
         if self.lost {
             return None;
         }
         if let Some(f) = self.fence.as_mut() {
             if let Some(why) = f.expired_reason(now) {
                 return Some(why);
+            }
+            // A hung member answers nothing and breaks no stream: only a
+            // timer notices it, and another member must take over while
+            // the lease still has time.
+            if self.reconnect == Reconnect::Idle && f.overdue_at().is_some_and(|at| now >= at) {
+                let sent = f.outstanding_since().unwrap_or(now);
+                let waited = crate::cli::duration::fmt_duration(now.saturating_sub(sent));
+                let e = Error::new(
+                    crate::etcd::ErrorKind::Timeout,
+                    "keep-alive",
+                    format!("no answer for {waited}"),
+                );
+                self.start_reconnect(&e, now, out);
+                return None;
             }
             if self.reconnect == Reconnect::Idle && f.send_due(now) {
                 f.sent(now);
@@ -208,21 +237,27 @@ impl Session {
         if self.lost {
             return None;
         }
-        let fence = self
+        let idle = self.reconnect == Reconnect::Idle;
+        let fence = self.fence.as_ref().map(|f| f.next_wake(idle));
+        let overdue = self
             .fence
             .as_ref()
-            .map(|f| f.next_wake(self.reconnect == Reconnect::Idle));
+            .filter(|_| idle)
+            .and_then(Fence::overdue_at);
         let retry = match self.reconnect {
             Reconnect::RetryAt(at) => Some(at),
             _ => None,
         };
-        fence.into_iter().chain(retry).min()
+        fence.into_iter().chain(overdue).chain(retry).min()
     }
 
     /// Gives the lease up: closes the stream and revokes. False when there
     /// was no lease to revoke.
     pub fn revoke(&mut self, out: &mut Vec<Action>) -> bool {
         out.push(Action::KeepAliveClose);
+        if self.lease.is_some() {
+            self.resign_by = self.fence.as_ref().map(Fence::deadline);
+        }
         self.fence = None;
         self.reconnect = Reconnect::Idle;
         match self.lease.take() {
@@ -232,5 +267,126 @@ impl Session {
             }
             None => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::etcd::ErrorKind;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    /// A session granted a 6 s lease at 0 with kill-after 2 s: renewals
+    /// every 1.33 s, stop at 4 s.
+    fn held() -> Session {
+        let mut s = Session::new(S(6), S(2));
+        let mut out = Vec::new();
+        s.grant(S(0), &mut out);
+        s.granted(Lease { id: 7, ttl: 6 }, S(0), &mut out);
+        s
+    }
+
+    fn reconnects(out: &[Action]) -> usize {
+        out.iter()
+            .filter(|a| matches!(a, Action::Reconnect { .. }))
+            .count()
+    }
+
+    #[test]
+    fn an_unanswered_keep_alive_fails_over_well_before_the_stop() {
+        let mut s = held();
+        let mut out = Vec::new();
+        let first = MS(1334);
+        assert!(s.on_time(first, &mut out).is_none());
+        assert_eq!(out, vec![Action::KeepAliveSend]);
+        // The loop is told to wake when the answer is overdue.
+        assert_eq!(s.deadline(), Some(first + S(1)));
+        out.clear();
+        assert!(s.on_time(first + MS(999), &mut out).is_none());
+        assert!(out.is_empty(), "{out:?}");
+        assert!(s.on_time(first + S(1), &mut out).is_none());
+        assert_eq!(reconnects(&out), 1, "{out:?}");
+        assert!(out.contains(&Action::KeepAliveClose));
+        // The failover gets what is left before the stop instant.
+        let budget = out.iter().find_map(|a| match a {
+            Action::Reconnect { budget } => Some(*budget),
+            _ => None,
+        });
+        assert_eq!(budget, Some(S(4) - first - S(1)));
+        assert!(s.reconnecting());
+        // Reconnected: a fresh keep-alive goes to the new member at once.
+        out.clear();
+        assert!(s.on_reconnected(Ok(()), first + MS(1100), &mut out));
+        assert!(out.contains(&Action::KeepAliveSend));
+        assert_eq!(s.deadline(), Some(first + MS(2100)));
+        // Answered: the lease is confirmed from that send time.
+        out.clear();
+        let answer = KeepAliveAnswer {
+            ttl: 6,
+            sent_at: first + MS(1100),
+        };
+        assert!(s
+            .on_keepalive(Ok(answer), first + MS(1150), &mut out)
+            .is_none());
+        assert_eq!(s.stop_at(), Some(first + MS(1100) + S(4)));
+        assert_eq!(reconnects(&out), 0);
+    }
+
+    #[test]
+    fn a_timely_answer_never_triggers_a_failover() {
+        let mut s = held();
+        let mut out = Vec::new();
+        let mut now = Duration::ZERO;
+        for _ in 0..20 {
+            now += MS(100);
+            s.on_time(now, &mut out);
+            if out.contains(&Action::KeepAliveSend) {
+                out.clear();
+                let answer = KeepAliveAnswer {
+                    ttl: 6,
+                    sent_at: now,
+                };
+                assert!(s
+                    .on_keepalive(Ok(answer), now + MS(900), &mut out)
+                    .is_none());
+            }
+        }
+        assert_eq!(reconnects(&out), 0, "{out:?}");
+        assert!(!s.reconnecting());
+    }
+
+    #[test]
+    fn an_overdue_failover_that_fails_is_retried_and_the_fence_still_acts() {
+        let mut s = held();
+        let mut out = Vec::new();
+        s.on_time(MS(1334), &mut out);
+        s.on_time(MS(2334), &mut out);
+        assert_eq!(reconnects(&out), 1);
+        out.clear();
+        let e = Error::new(ErrorKind::Unavailable, "connect", "nobody");
+        assert!(!s.on_reconnected(Err(e), MS(3900), &mut out));
+        let why = s.on_time(S(4), &mut out).expect("the fence runs out");
+        assert!(why.0.contains("unanswered for 4s"), "{}", why.0);
+    }
+
+    #[test]
+    fn a_resign_is_capped_at_the_lease_deadline_once() {
+        let mut s = held();
+        let mut out = Vec::new();
+        assert_eq!(s.stop_at(), Some(S(4)));
+        assert!(s.revoke(&mut out));
+        assert!(out.contains(&Action::Revoke(7)));
+        // The revoke may run until the lease could expire, not longer.
+        assert_eq!(s.stop_at(), Some(S(6)));
+        assert_eq!(s.deadline(), None);
+        // Past it, a retried revoke (elect --restart) gets its own budget.
+        out.clear();
+        assert!(s.on_time(S(6), &mut out).is_none());
+        assert_eq!(s.stop_at(), None);
+        // A new grant starts clean.
+        s.grant(S(7), &mut out);
+        assert_eq!(s.stop_at(), None);
     }
 }

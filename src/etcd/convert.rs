@@ -149,9 +149,9 @@ pub(super) fn status(op: &'static str, s: tonic::Status) -> Error {
     // A transport failure hides its cause (a TLS alert, a reset) in the
     // status's source, under a generic message.
     let cause = std::error::Error::source(&s)
-        .map(super::client::source_chain)
+        .map(source_chain)
         .unwrap_or_default();
-    if let Some(why) = super::client::tls_refusal(&cause) {
+    if let Some(why) = super::tls::tls_refusal(&cause) {
         return Error::new(ErrorKind::Tls, op, why);
     }
     let msg = s.message();
@@ -184,4 +184,21 @@ pub(super) fn status(op: &'static str, s: tonic::Status) -> Error {
         msg.to_string()
     };
     Error::new(kind, op, detail)
+}
+
+/// tonic's transport errors say "transport error" and hide the cause one
+/// or two levels down.
+pub(super) fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let part = s.to_string();
+        // Some layers repeat their source's text in their own.
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cur = s.source();
+    }
+    text
 }

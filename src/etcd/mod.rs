@@ -6,13 +6,16 @@
 //! [`Client::block_on`], together with its own file descriptors.
 
 mod client;
+mod config;
 mod convert;
+mod dial;
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
 mod pb;
 mod stream;
 mod tls;
 
-pub use client::{Client, ClientConfig, TlsFiles};
+pub use client::Client;
+pub use config::{ClientConfig, TlsFiles};
 pub use stream::{KeepAlive, KeepAliveAnswer, Watch, WatchEvent, WatchSpec};
 
 use std::fmt;

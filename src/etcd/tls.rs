@@ -18,7 +18,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::TlsConnector;
 
-use super::client::ClientConfig;
+use super::config::ClientConfig;
 use super::{Error, ErrorKind, Result};
 
 /// A configuration ready to connect any member.
@@ -239,6 +239,45 @@ pub(super) fn is_client_cert_alert(text: &str) -> bool {
     ]
     .iter()
     .any(|a| text.contains(a))
+}
+
+pub(super) const CLIENT_CERT_REFUSED: &str = "etcd refused the client certificate";
+
+/// Sorts a failed TLS handshake (as tls.rs words it) from other dial
+/// failures: a certificate that does not verify will not verify on retry.
+pub(super) fn tls_refusal(text: &str) -> Option<String> {
+    if let Some(i) = text.find("etcd's server certificate is") {
+        return Some(text[i..].to_string());
+    }
+    if let Some(i) = text.find("etcd refused the TLS handshake") {
+        let alert = &text[i..];
+        return Some(if is_client_cert_alert(alert) {
+            format!(
+                "{CLIENT_CERT_REFUSED} ({})",
+                alert.trim_start_matches("etcd refused the TLS handshake ")
+            )
+        } else {
+            alert.to_string()
+        });
+    }
+    // A refusal after the handshake (TLS 1.3 checks the client certificate
+    // then) surfaces from the HTTP/2 layer as rustls' own text.
+    if let Some(i) = text.find("received fatal alert: ") {
+        let name = text[i + "received fatal alert: ".len()..]
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .next()
+            .unwrap_or_default();
+        let alert = alert_words(name);
+        return Some(if is_client_cert_alert(&alert) {
+            format!("{CLIENT_CERT_REFUSED} (alert: {alert})")
+        } else {
+            format!("etcd refused the TLS session (alert: {alert})")
+        });
+    }
+    if text.contains("InvalidContentType") || text.contains("corrupt message") {
+        return Some("TLS handshake failed: is this endpoint serving TLS?".to_string());
+    }
+    None
 }
 
 #[cfg(test)]

@@ -339,8 +339,16 @@ fn keep_alive_silence_begins_the_stop_at_deadline_minus_kill_after() {
     assert_eq!(h.deadline(), Some(interval));
     assert!(h.timer(interval - MS(1)).is_empty());
     assert_eq!(h.timer(interval), [Action::KeepAliveSend]);
-    assert_eq!(h.deadline(), Some(S(7)), "one outstanding: only the stop");
-    assert!(h.timer(interval * 2).is_empty(), "no second keep-alive");
+    // Unanswered for a second: the member is presumed hung.
+    let overdue = interval + S(1);
+    assert_eq!(h.deadline(), Some(overdue));
+    assert!(h.timer(overdue - MS(1)).is_empty(), "no second keep-alive");
+    let a = h.timer(overdue);
+    assert!(
+        a.iter().any(|a| matches!(a, Action::Reconnect { .. })),
+        "{a:?}"
+    );
+    assert_eq!(h.deadline(), Some(S(7)), "failing over: only the stop");
     assert!(h.timer(MS(6999)).is_empty());
     assert_eq!(h.timer(S(7)), [Action::SignalChild(0, 15)]);
     assert_eq!(h.deadline(), Some(S(10)));
@@ -366,7 +374,12 @@ fn keep_alives_follow_the_schedule_from_the_answered_send_time() {
     }
     // The last answer confirmed the lease until its send time + TTL.
     assert_eq!(h.timer(sent), [Action::KeepAliveSend]);
-    assert_eq!(h.deadline(), Some(sent - interval + S(7)));
+    assert_eq!(h.m.must_act_by(), Some(sent - interval + S(7)));
+    assert_eq!(
+        h.deadline(),
+        Some(sent + S(1)),
+        "when the answer is overdue"
+    );
 }
 
 #[test]
