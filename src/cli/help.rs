@@ -31,6 +31,7 @@ GLOBAL OPTIONS (before or after the tool name, before `--`)
                            etcd authentication [env CONCH_USER, CONCH_PASSWORD]
   -v, --verbose / -q, --quiet
                            more / fewer diagnostics on stderr [env CONCH_LOG]
+  -h, --help               this text
   Durations: 250ms, 10s, 1m30s, 2h; a bare number is seconds.
 ";
 
