@@ -93,12 +93,13 @@ FISHDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 INSTALL_BIN ?= $(BIN)
 install: $(if $(filter $(BIN),$(INSTALL_BIN)),release)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
-	  $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(BASHDIR) $(DESTDIR)$(ZSHDIR) $(DESTDIR)$(FISHDIR)
+	  $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(UNITDIR) $(DESTDIR)$(BASHDIR) $(DESTDIR)$(ZSHDIR) $(DESTDIR)$(FISHDIR)
 	install -m 755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/conch
 	ln -sf conch $(DESTDIR)$(BINDIR)/conchd
 	install -m 644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
-	install -m 644 README.md LICENSE-MIT LICENSE-APACHE docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 644 README.md LICENSE-MIT LICENSE-APACHE $(DESTDIR)$(DOCDIR)/
+	install -m 644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
 	$(INSTALL_BIN) completions bash >$(DESTDIR)$(BASHDIR)/conch
 	ln -sf conch $(DESTDIR)$(BASHDIR)/conchd
 	$(INSTALL_BIN) completions zsh >$(DESTDIR)$(ZSHDIR)/_conch

@@ -46,14 +46,16 @@ for t in "${targets[@]}"; do
   arch="${t%%-*}"
   name="conch-$version-$arch-linux-musl"
   s="$tdir/stage/$name"
-  mkdir -p "$s/bin" "$s/share/man/man1" "$s/share/man/man8" "$s/share/doc/conch" \
+  mkdir -p "$s/bin" "$s/share/man/man1" "$s/share/man/man8" "$s/share/doc/conch/docs" \
     "$s/share/bash-completion/completions" "$s/share/zsh/site-functions" \
     "$s/share/fish/vendor_completions.d" "$s/lib/systemd/system"
   install -m 755 "$tdir/$t/release/conch" "$s/bin/conch"
   ln -s conch "$s/bin/conchd"
   install -m 644 docs/man/*.1 "$s/share/man/man1/"
   install -m 644 docs/man/*.8 "$s/share/man/man8/"
-  install -m 644 LICENSE-MIT LICENSE-APACHE README.md docs/*.md "$s/share/doc/conch/"
+  # README links into docs/: the same layout keeps the links working.
+  install -m 644 LICENSE-MIT LICENSE-APACHE README.md "$s/share/doc/conch/"
+  install -m 644 docs/*.md "$s/share/doc/conch/docs/"
   # The scripts are text, the same on every architecture: the host binary
   # writes them.
   "$host_bin" completions bash >"$s/share/bash-completion/completions/conch"
