@@ -107,7 +107,13 @@ install: $(if $(filter $(BIN),$(INSTALL_BIN)),release)
 	ln -sf conch.fish $(DESTDIR)$(FISHDIR)/conchd.fish
 	sed 's|@BINDIR@|$(BINDIR)|' dist/conchd.service >$(DESTDIR)$(UNITDIR)/conchd.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/conchd.service $(DESTDIR)$(BASHDIR)/conch $(DESTDIR)$(ZSHDIR)/_conch $(DESTDIR)$(FISHDIR)/conch.fish
-	@echo "installed under $(DESTDIR)$(PREFIX); conchd: useradd --system conchd, then systemctl daemon-reload && systemctl enable --now conchd"
+	@# On the live system (no DESTDIR), as root: the user the unit runs jobs
+	@# as, and systemd told of the new unit. A package does this itself.
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+	  id conchd >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin conchd; \
+	  ! command -v systemctl >/dev/null || systemctl daemon-reload 2>/dev/null || true; \
+	fi
+	@echo "installed under $(DESTDIR)$(PREFIX); start the cron daemon with: systemctl enable --now conchd"
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/conch $(DESTDIR)$(BINDIR)/conchd \

@@ -15,6 +15,9 @@ tdir="$(mkdir -p "${1:-target/dist}" && cd "${1:-target/dist}" && pwd)"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
 export CONCH_COMMIT="${CONCH_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}"
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+  echo "dist: the work tree has uncommitted changes: the artefacts are $CONCH_COMMIT plus them, and will not match a build of $CONCH_COMMIT" >&2
+fi
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 # The last matching remap wins: the target dir (inside the tree or not)
 # and the registry sources become fixed names.
