@@ -143,8 +143,12 @@ pub fn bash_complete(script: &str, line: &str, path: &str) -> Vec<String> {
     let o = Command::new("bash")
         .args([
             "-c",
-            r#"source "$1"; read -ra COMP_WORDS <<<"$2"; [[ $2 == *" " ]] && COMP_WORDS+=("");
-               COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _conch; printf '%s\n' "${COMPREPLY[@]}""#,
+            // As bash calls it: the line up to the cursor; COMP_WORDS as
+            // bash splits it (at `:` and `=` too), which the script must not trust.
+            r#"source "$1"; COMP_LINE="$2"; COMP_POINT=${#2};
+               w="${2//:/ : }"; read -ra COMP_WORDS <<<"${w//=/ = }"; [[ $2 == *" " ]] && COMP_WORDS+=("");
+               COMP_CWORD=$((${#COMP_WORDS[@]} - 1));
+               _conch; printf '%s\n' "${COMPREPLY[@]}""#,
             "bash",
             script,
             line,
@@ -182,6 +186,12 @@ fn bash_completion_follows_the_command_line() {
         ("conch cron ", &["add", "ls", "rm", "next", "daemon"]),
         ("conch elect x --re", &["--restart"]),
         ("conch --ttl 5s sema x --m", &["--max"]),
+        // bash's own words would split these at `:` and `=`.
+        (
+            "conch --endpoints 10.0.0.1:2379 elect x --re",
+            &["--restart"],
+        ),
+        ("conch --prefix=/p cron ", &["add", "ls", "rm"]),
         ("conch cron add j --overlap ", &["skip", "allow"]),
         ("conch completions ", &["bash", "zsh", "fish"]),
         ("conchd --no", &["--node"]),

@@ -36,8 +36,12 @@ fn bash_complete(line: &str, env: &[(&str, &str)]) -> Vec<String> {
     let mut c = Command::new("bash");
     c.args([
         "-c",
-        r#"source "$1"; read -ra COMP_WORDS <<<"$2"; [[ $2 == *" " ]] && COMP_WORDS+=("");
-           COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _conch; printf '%s\n' "${COMPREPLY[@]}""#,
+        // As bash calls it: the line up to the cursor; COMP_WORDS as
+        // bash splits it (at `:` and `=` too), which the script must not trust.
+        r#"source "$1"; COMP_LINE="$2"; COMP_POINT=${#2};
+               w="${2//:/ : }"; read -ra COMP_WORDS <<<"${w//=/ = }"; [[ $2 == *" " ]] && COMP_WORDS+=("");
+               COMP_CWORD=$((${#COMP_WORDS[@]} - 1));
+               _conch; printf '%s\n' "${COMPREPLY[@]}""#,
         "bash",
     ])
     .arg(&script)

@@ -125,16 +125,22 @@ fn bash() -> String {
     format!(
         r#"# bash completion for conch and conchd, written by `conch completions bash`.
 _conch() {{
-    local cur prev i w tool="" pos=0 opts globals=()
+    local cur prev i w tool="" pos=0 opts globals=() words=() cword
     COMPREPLY=()
-    cur="${{COMP_WORDS[COMP_CWORD]}}"
-    prev="${{COMP_WORDS[COMP_CWORD-1]}}"
-    [[ ${{COMP_WORDS[0]##*/}} == conchd ]] && tool="cron daemon"
-    for ((i = 1; i < COMP_CWORD; i++)); do
-        w="${{COMP_WORDS[i]}}"
+    # The line split at blanks only: COMP_WORDS also splits at `:` and `=`,
+    # which would cut `--endpoints host:2379` into pieces.
+    local line="${{COMP_LINE:0:COMP_POINT}}"
+    read -ra words <<<"$line"
+    [[ ${{#words[@]}} -eq 0 || $line == *[[:blank:]] ]] && words+=("")
+    cword=$((${{#words[@]}} - 1))
+    cur="${{words[cword]}}"
+    prev="${{words[cword-1]}}"
+    [[ ${{words[0]##*/}} == conchd ]] && tool="cron daemon"
+    for ((i = 1; i < cword; i++)); do
+        w="${{words[i]}}"
         if [[ $w == -- ]]; then
             # Past `--` everything is the child's command line.
-            if ((i == COMP_CWORD - 1)); then
+            if ((i == cword - 1)); then
                 COMPREPLY=($(compgen -c -- "$cur"))
             else
                 COMPREPLY=($(compgen -f -- "$cur"))
@@ -143,7 +149,9 @@ _conch() {{
         fi
         case "$w" in
         {gvals})
-            globals+=("$w" "${{COMP_WORDS[i+1]}}"); ((i++)); continue ;;
+            globals+=("$w" "${{words[i+1]}}"); ((i++)); continue ;;
+        {gvals_eq})
+            globals+=("$w"); continue ;;
         {values})
             ((i++)); continue ;;
         -*) continue ;;
@@ -178,6 +186,11 @@ _conch() {{
 complete -F _conch conch conchd
 "#,
         gvals = or_pattern(&global_values()),
+        gvals_eq = global_values()
+            .iter()
+            .map(|n| format!("--{n}=*"))
+            .collect::<Vec<_>>()
+            .join("|"),
         values = or_pattern(VALUE_OPTIONS),
         files = or_pattern(FILE_OPTIONS),
         globals_dashed = dashed(&global_opts()),
