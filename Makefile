@@ -146,7 +146,8 @@ zones-check:
 # Nothing in the repository may point outside it; man pages render without
 # warnings; every relative link of the README and docs/ leads somewhere.
 docs-check:
-	@! git grep -n -E '\.\./shared|shared/spec' -- . ':!Makefile' || { echo "docs-check: a pointer outside the repository" >&2; exit 1; }
+	@# [e]: so that this line does not find itself.
+	@! git grep -n -E '\.\./shar[e]d|shar[e]d/spec' || { echo "docs-check: a pointer outside the repository" >&2; exit 1; }
 	@for m in docs/man/*.[18]; do out=$$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l $$m 2>&1 >/dev/null); \
 	  [ -z "$$out" ] || { echo "docs-check: $$m: $$out" >&2; exit 1; }; done
 	@for f in README.md docs/*.md; do \
