@@ -2,7 +2,8 @@
 CARGO ?= cargo
 BIN := target/release/conch
 
-.PHONY: all build release deps demo test unit test-etcd35 smoke proto proto-check static bench fuzz invariant-random clean
+.PHONY: all build release deps demo test unit test-etcd35 smoke proto proto-check static bench fuzz invariant-random clean \
+	install uninstall dist dist-check zones zones-check docs-check
 
 all: build
 
@@ -62,7 +63,7 @@ static:
 	@ls -l $(STATIC)
 	tests/static.sh $(STATIC)
 
-# The figures of 08-performance.md side by side with `etcdctl lock`
+# The performance figures side by side with `etcdctl lock`
 # (BENCH=--quick for a shorter run). Never part of `make test`.
 bench: deps release static
 	python3 tests/bench.py $(BENCH)
@@ -76,3 +77,81 @@ fuzz:
 
 clean:
 	$(CARGO) clean
+
+# Installs the binary, the conchd link, man pages, completions for bash, zsh
+# and fish, the systemd unit and the docs under $(DESTDIR)$(PREFIX).
+# INSTALL_BIN picks another binary (e.g. the static one).
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/conch
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHDIR ?= $(PREFIX)/share/zsh/site-functions
+FISHDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+INSTALL_BIN ?= $(BIN)
+install: $(if $(filter $(BIN),$(INSTALL_BIN)),release)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(UNITDIR) $(DESTDIR)$(BASHDIR) $(DESTDIR)$(ZSHDIR) $(DESTDIR)$(FISHDIR)
+	install -m 755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/conch
+	ln -sf conch $(DESTDIR)$(BINDIR)/conchd
+	install -m 644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 README.md LICENSE-MIT LICENSE-APACHE $(DESTDIR)$(DOCDIR)/
+	install -m 644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
+	$(INSTALL_BIN) completions bash >$(DESTDIR)$(BASHDIR)/conch
+	ln -sf conch $(DESTDIR)$(BASHDIR)/conchd
+	$(INSTALL_BIN) completions zsh >$(DESTDIR)$(ZSHDIR)/_conch
+	$(INSTALL_BIN) completions fish >$(DESTDIR)$(FISHDIR)/conch.fish
+	ln -sf conch.fish $(DESTDIR)$(FISHDIR)/conchd.fish
+	sed 's|@BINDIR@|$(BINDIR)|' dist/conchd.service >$(DESTDIR)$(UNITDIR)/conchd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/conchd.service $(DESTDIR)$(BASHDIR)/conch $(DESTDIR)$(ZSHDIR)/_conch $(DESTDIR)$(FISHDIR)/conch.fish
+	@# On the live system (no DESTDIR), as root: the user the unit runs jobs
+	@# as, and systemd told of the new unit. A package does this itself.
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+	  id conchd >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin conchd; \
+	  ! command -v systemctl >/dev/null || systemctl daemon-reload 2>/dev/null || true; \
+	fi
+	@echo "installed under $(DESTDIR)$(PREFIX); start the cron daemon with: systemctl enable --now conchd"
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/conch $(DESTDIR)$(BINDIR)/conchd \
+	  $(DESTDIR)$(MANDIR)/man1/conch.1 $(DESTDIR)$(MANDIR)/man1/conch-elect.1 \
+	  $(DESTDIR)$(MANDIR)/man1/conch-sema.1 $(DESTDIR)$(MANDIR)/man1/conch-cron.1 \
+	  $(DESTDIR)$(MANDIR)/man8/conchd.8 $(DESTDIR)$(UNITDIR)/conchd.service \
+	  $(DESTDIR)$(BASHDIR)/conch $(DESTDIR)$(BASHDIR)/conchd $(DESTDIR)$(ZSHDIR)/_conch \
+	  $(DESTDIR)$(FISHDIR)/conch.fish $(DESTDIR)$(FISHDIR)/conchd.fish
+	rm -rf $(DESTDIR)$(DOCDIR)
+
+# Release artefacts in target/dist/out: a tarball per architecture, its
+# CycloneDX SBOM, SHA256SUMS. dist-check builds everything a second time in
+# another directory and fails unless every file is byte-identical.
+dist:
+	dist/make-dist.sh target/dist
+
+dist-check: dist
+	rm -rf target/dist-again
+	dist/make-dist.sh target/dist-again
+	diff -r target/dist/out target/dist-again/out && echo "dist: reproducible (byte-identical)"
+
+# zones.bin from the IANA release pinned in src/schedule/tzdata.lock
+# (PyPI's tzdata, checksum verified); zones-check fails when they differ.
+zones:
+	src/schedule/zones.sh
+
+zones-check:
+	src/schedule/zones.sh --check
+
+# Nothing in the repository may point outside it; man pages render without
+# warnings; every relative link of the README and docs/ leads somewhere.
+docs-check:
+	@# [e]: so that this line does not find itself.
+	@! git grep -n -E '\.\./shar[e]d|shar[e]d/spec' || { echo "docs-check: a pointer outside the repository" >&2; exit 1; }
+	@for m in docs/man/*.[18]; do out=$$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l $$m 2>&1 >/dev/null); \
+	  [ -z "$$out" ] || { echo "docs-check: $$m: $$out" >&2; exit 1; }; done
+	@for f in README.md docs/*.md; do \
+	  for l in $$(grep -o '](\([^)#:]*\)[)#]' $$f | sed 's/^](//; s/[)#]$$//'); do \
+	    [ -e "$$(dirname $$f)/$$l" ] || { echo "docs-check: $$f links to $$l, which does not exist" >&2; exit 1; }; \
+	  done; done
+	@echo "docs-check: ok"

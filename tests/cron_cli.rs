@@ -86,7 +86,10 @@ fn next_prints_utc_and_local_without_etcd() {
     assert_eq!(code, 0);
     assert_eq!(
         out.trim_end(),
-        r#"{"tick":"2026-01-01T00:01:30Z","local":"2026-01-01T00:01:30+00:00","unix":1767225690}"#
+        format!(
+            r#"{{"tick":"2026-01-01T00:01:30Z","local":"2026-01-01T00:01:30+00:00","unix":1767225690,"tzdata":"{}"}}"#,
+            conch::schedule::tzdata_version()
+        )
     );
     for (args, word) in [
         (&["0 0 30 2 *"][..], "never fires"),

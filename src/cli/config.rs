@@ -17,7 +17,7 @@ pub enum Verbosity {
     Verbose,
 }
 
-/// Options shared by every tool that talks to etcd (02-core.md).
+/// Options shared by every tool that talks to etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Global {
     pub endpoints: Vec<String>,
@@ -113,7 +113,13 @@ pub enum Cron {
 /// One validated invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {
+    /// `conch` alone: the short usage, exit 64.
+    Usage,
     Version,
+    /// `conch completions SHELL`: the script for bash, zsh or fish.
+    Completions(&'static str),
+    /// `conch completions jobs`: cron job names, for the scripts.
+    CompletionJobs(Global),
     Help(Option<String>),
     ToolHelp(&'static str),
     Elect {
@@ -132,7 +138,10 @@ pub enum Invocation {
     },
 }
 
-const GLOBAL: &[&str] = &[
+/// The options every tool takes (with `verbose` and `quiet`, which the
+/// splitter counts). With [`allowed`] this is the option list that help
+/// texts, man pages and completions are checked against or built from.
+pub const GLOBAL: &[&str] = &[
     "endpoints",
     "prefix",
     "ttl",
@@ -147,7 +156,23 @@ const GLOBAL: &[&str] = &[
     "help",
 ];
 
-fn allowed(tool: &str) -> &'static [&'static str] {
+/// Every command line shape, as `allowed` names it.
+pub const TOOLS: &[&str] = &[
+    "elect",
+    "sema",
+    "cron add",
+    "cron ls",
+    "cron rm",
+    "cron next",
+    "cron daemon",
+    "completions",
+];
+
+/// The shells `conch completions` writes for.
+pub const SHELLS: &[&str] = &["bash", "zsh", "fish"];
+
+/// The options of one tool beyond [`GLOBAL`].
+pub fn allowed(tool: &str) -> &'static [&'static str] {
     match tool {
         "elect" => &["restart", "nonblock", "timeout", "who", "observe", "json"],
         "sema" => &["max", "nonblock", "timeout", "who", "json"],
@@ -178,11 +203,17 @@ pub fn validate(
     if raw.flag("version") && words.is_empty() {
         return Ok(Invocation::Version);
     }
+    if words.is_empty() && raw == &Raw::default() {
+        return Ok(Invocation::Usage);
+    }
     let Some((&tool, rest)) = words.split_first() else {
         if raw.flag("help") {
             return Ok(Invocation::Help(None));
         }
-        return Err("missing tool: expected elect, sema, cron or help (see conch --help)".into());
+        return Err(
+            "missing tool: expected elect, sema, cron, completions or help (see conch --help)"
+                .into(),
+        );
     };
     let (tool, rest): (&str, &[&str]) = match tool {
         "help" => {
@@ -194,6 +225,7 @@ pub fn validate(
         }
         "elect" => ("elect", rest),
         "sema" => ("sema", rest),
+        "completions" => ("completions", rest),
         "cron" => match rest.split_first() {
             Some((&"add", r)) => ("cron add", r),
             Some((&"ls", r)) => ("cron ls", r),
@@ -210,7 +242,7 @@ pub fn validate(
         },
         other => {
             return Err(format!(
-                "unknown tool {other:?}: expected elect, sema, cron or help"
+                "unknown tool {other:?}: expected elect, sema, cron, completions or help"
             ))
         }
     };
@@ -218,6 +250,7 @@ pub fn validate(
         return Ok(Invocation::ToolHelp(match tool {
             "elect" => "elect",
             "sema" => "sema",
+            "completions" => "completions",
             _ => "cron",
         }));
     }
@@ -275,6 +308,19 @@ pub fn validate(
                 }
             };
             Ok(Invocation::Sema { global, name, cmd })
+        }
+        "completions" => {
+            v.no_child("completions")?;
+            match rest {
+                ["jobs"] => Ok(Invocation::CompletionJobs(v.global()?)),
+                [shell] => SHELLS
+                    .iter()
+                    .find(|s| *s == shell)
+                    .map(|s| Invocation::Completions(s))
+                    .ok_or_else(|| format!("completions {shell:?}: expected bash, zsh or fish")),
+                [] => Err("completions needs a SHELL: bash, zsh or fish".into()),
+                [_, extra, ..] => Err(format!("unexpected argument {extra:?}")),
+            }
         }
         _ => v.cron(tool, rest),
     }
@@ -618,7 +664,7 @@ impl Validator<'_> {
 }
 
 /// Accepts `host:port`, `http://host:port`, `https://host:port` and
-/// `unix:///path` (02-core.md).
+/// `unix:///path`.
 fn check_endpoint(e: &str) -> Result<(), String> {
     let bad = |why: &str| Err(format!("--endpoints {e:?}: {why}"));
     if e.is_empty() {

@@ -1,5 +1,5 @@
 //! Duration arguments: `250ms`, `10s`, `1m30s`, `2h`, or a bare number of
-//! seconds (02-core.md).
+//! seconds.
 
 use std::time::Duration;
 

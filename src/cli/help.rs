@@ -31,6 +31,7 @@ GLOBAL OPTIONS (before or after the tool name, before `--`)
                            etcd authentication [env CONCH_USER, CONCH_PASSWORD]
   -v, --verbose / -q, --quiet
                            more / fewer diagnostics on stderr [env CONCH_LOG]
+  -h, --help               this text
   Durations: 250ms, 10s, 1m30s, 2h; a bare number is seconds.
 ";
 
@@ -47,7 +48,8 @@ USAGE
   conch [OPTIONS] cron rm NAME [--purge]
   conch cron next SPEC [--tz ZONE] [--after RFC3339] [--count K]
   conchd [OPTIONS] [--node ID]       (= conch cron daemon)
-  conch --version | conch help [elect|sema|cron|exit-codes|env]
+  conch completions bash|zsh|fish
+  conch --version | conch help [elect|sema|cron|completions|exit-codes|env]
 ";
 
 pub const ELECT: &str = "\
@@ -119,11 +121,26 @@ ENVIRONMENT
   CONCH_JOB, CONCH_TICK   cron only: the job and its tick (RFC 3339, UTC)
 ";
 
+pub const COMPLETIONS: &str = "\
+conch completions: tab completion for bash, zsh and fish
+
+USAGE
+  conch completions bash|zsh|fish
+  conch [OPTIONS] completions jobs   (cron job names, one per line; the
+                                      scripts call it for NAME after
+                                      `cron ls` and `cron rm`)
+
+  The scripts are also installed by `make install`; to try one now:
+    source <(conch completions bash)
+    conch completions fish | source
+";
+
 /// The full text for a tool's `--help`.
 pub fn tool(name: &str) -> String {
     let body = match name {
         "elect" => ELECT,
         "sema" => SEMA,
+        "completions" => COMPLETIONS,
         _ => CRON,
     };
     format!("{body}\n{GLOBAL}\n{EXIT_CODES}")
@@ -133,9 +150,21 @@ pub fn tool(name: &str) -> String {
 pub fn topic(topic: Option<&str>) -> Option<String> {
     Some(match topic {
         None => format!("{TOP}\n{GLOBAL}\n{EXIT_CODES}"),
-        Some("elect") | Some("sema") | Some("cron") => tool(topic.unwrap_or_default()),
+        Some("elect") | Some("sema") | Some("cron") | Some("completions") => {
+            tool(topic.unwrap_or_default())
+        }
         Some("exit-codes") => EXIT_CODES.to_string(),
         Some("env") => ENV.to_string(),
         Some(_) => return None,
     })
+}
+
+/// `conch --version`: what a bug report needs to name the exact build.
+pub fn version() -> String {
+    format!(
+        "conch {} (commit {}, tzdata {}, tls rustls+ring)\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("CONCH_COMMIT"),
+        crate::schedule::tzdata_version(),
+    )
 }

@@ -45,10 +45,17 @@ pub fn main() -> i32 {
         }
     };
     match inv {
+        Invocation::Usage => {
+            eprint!("{}", help::TOP);
+            eprintln!("\nMore: conch help [TOPIC], conch TOOL --help, man conch");
+            EXIT_USAGE
+        }
         Invocation::Version => {
-            println!("conch {}", env!("CARGO_PKG_VERSION"));
+            print!("{}", help::version());
             0
         }
+        Invocation::Completions(shell) => crate::tool::completions::script(shell),
+        Invocation::CompletionJobs(global) => crate::tool::completions::jobs(&global),
         Invocation::Help(topic) => match help::topic(topic.as_deref()) {
             Some(text) => {
                 print!("{text}");
@@ -56,7 +63,7 @@ pub fn main() -> i32 {
             }
             None => {
                 eprintln!(
-                    "conch: unknown help topic {:?}: expected elect, sema, cron, exit-codes or env",
+                    "conch: unknown help topic {:?}: expected elect, sema, cron, completions, exit-codes or env",
                     topic.unwrap_or_default()
                 );
                 EXIT_USAGE

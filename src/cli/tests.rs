@@ -221,7 +221,7 @@ fn elect_modes() {
 #[test]
 fn bad_input_is_one_clear_line() {
     let cases = [
-        ("conch", "missing tool"),
+        ("conch -v", "missing tool"),
         ("conch frob", "unknown tool"),
         ("conch elect", "needs a NAME"),
         ("conch elect x", "missing `-- CMD"),
@@ -265,6 +265,10 @@ fn bad_input_is_one_clear_line() {
         ("conch cron next", "needs a SPEC"),
         ("conch cron next --count 0 @daily", "--count"),
         ("conch help a b", "one topic"),
+        ("conch completions", "needs a SHELL"),
+        ("conch completions tcsh", "expected bash, zsh or fish"),
+        ("conch completions bash extra", "unexpected argument"),
+        ("conch completions bash --max 2", "--max is not an option"),
     ];
     for (argv, want) in cases {
         let e = err(argv);
@@ -364,4 +368,80 @@ fn help_and_version() {
         );
     }
     assert!(help::topic(Some("nope")).is_none());
+    assert_eq!(run("conch", &[]), Ok(Invocation::Usage));
+}
+
+#[test]
+fn completions() {
+    for sh in ["bash", "zsh", "fish"] {
+        assert_eq!(
+            run(&format!("conch completions {sh}"), &[]),
+            Ok(Invocation::Completions(sh))
+        );
+    }
+    match run("conch --prefix /p completions jobs", &[]) {
+        Ok(Invocation::CompletionJobs(g)) => assert_eq!(g.prefix, "/p"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        run("conch completions --help", &[]),
+        Ok(Invocation::ToolHelp("completions"))
+    );
+}
+
+/// The page and the help text of each command line shape, and the texts
+/// that must name every option the parser accepts for it.
+fn documents(tool: &str) -> (&'static str, String) {
+    let head = tool.split(' ').next().unwrap_or(tool);
+    let page = match head {
+        "elect" => include_str!("../../docs/man/conch-elect.1"),
+        "sema" => include_str!("../../docs/man/conch-sema.1"),
+        "cron" => include_str!("../../docs/man/conch-cron.1"),
+        _ => include_str!("../../docs/man/conch.1"),
+    };
+    (page, help::tool(head))
+}
+
+/// One source of truth: the parser's option lists. Every option it accepts
+/// for a tool is in that tool's `--help` and man page, so neither can
+/// silently fall behind the parser.
+#[test]
+fn every_accepted_option_is_in_help_and_man_page() {
+    let top = include_str!("../../docs/man/conch.1");
+    let conchd = include_str!("../../docs/man/conchd.8");
+    // roff writes every hyphen of an option as `\-`.
+    let roff = |o: &str| format!("\\-\\-{}", o.replace('-', "\\-"));
+    for tool in config::TOOLS {
+        let (page, help) = documents(tool);
+        let mut opts: Vec<&str> = config::allowed(tool).to_vec();
+        opts.extend(config::GLOBAL);
+        opts.extend(["verbose", "quiet"]);
+        for o in opts {
+            assert!(
+                help.contains(&format!("--{o}")),
+                "`conch {tool} --help` lacks --{o}"
+            );
+            // Global options are described once, in conch(1).
+            let in_page = page.contains(&roff(o))
+                || (config::GLOBAL.contains(&o) || o == "verbose" || o == "quiet")
+                    && top.contains(&roff(o));
+            assert!(in_page, "the man page of `conch {tool}` lacks --{o}");
+        }
+    }
+    for o in config::allowed("cron daemon").iter().chain(config::GLOBAL) {
+        assert!(conchd.contains(&roff(o)), "conchd(8) lacks --{o}");
+    }
+    for o in args::VALUE_OPTIONS.iter().chain(args::FLAG_OPTIONS) {
+        let anywhere = config::TOOLS.iter().any(|t| config::allowed(t).contains(o))
+            || config::GLOBAL.contains(o)
+            || ["version", "verbose", "quiet"].contains(o);
+        assert!(anywhere, "--{o} is parsed but no tool takes it");
+        assert!(
+            top.contains(&roff(o))
+                || config::TOOLS
+                    .iter()
+                    .any(|t| documents(t).0.contains(&roff(o))),
+            "no man page names --{o}"
+        );
+    }
 }

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Generate zones.bin, the zone rules compiled into conch.
 
-Usage: python3 src/schedule/gen_zones.py [ZONEINFO_DIR] > src/schedule/zones.bin
+Usage: python3 src/schedule/gen_zones.py ZONEINFO_DIR > zones.bin
 
-Every name on a Zone (Z) or Link (L) line of ZONEINFO_DIR/tzdata.zi (default
-/usr/share/zoneinfo) maps to a TZif v2 file (RFC 8536) trimmed to what conch
+Run it through zones.sh, which feeds it the tzdata release pinned in
+tzdata.lock (PyPI's `tzdata` wheel, checksum verified), so what ships never
+depends on the machine that ran the generator.
+
+Every name on a Zone (Z) or Link (L) line of ZONEINFO_DIR/tzdata.zi maps to a TZif v2 file (RFC 8536) trimmed to what conch
 needs: an empty v1 block, 64-bit transitions from the one in effect at
 1970-01-01T00:00Z on, and only until the POSIX TZ footer reproduces the rest
 (as `zic -b slim` does). Identical trimmed files are stored once.
@@ -16,7 +19,7 @@ Layout (all integers big-endian):
     name_count x (u8 name_len, name bytes, u16 data_index), sorted by name
     data_count x (u32 len, TZif bytes)
 
-Each trimmed file is checked against the system's full data with Python's
+Each trimmed file is checked against the release's full data with Python's
 zoneinfo before it is written, so a bad trim fails the generator, not conch.
 """
 
@@ -148,7 +151,7 @@ def trim(name, raw, ref):
 
     full = build(len(kept))
     if not agrees(full, ref, pts, memo):
-        raise ValueError(f"{name}: trimmed file disagrees with system data")
+        raise ValueError(f"{name}: trimmed file disagrees with the full data")
     # Fewest trailing transitions the footer can replace (at least one, so
     # the type of the last one tells which footer state starts the tail).
     lo, hi = min(1, len(kept)), len(kept)
@@ -160,7 +163,7 @@ def trim(name, raw, ref):
             lo = mid + 1
     best = build(lo)
     if not agrees(best, ref, check_points(kept, 3 * 3600), memo):
-        raise ValueError(f"{name}: slim file disagrees with system data")
+        raise ValueError(f"{name}: slim file disagrees with the full data")
     return best
 
 
@@ -185,7 +188,9 @@ def names(zdir):
 
 
 def main():
-    zdir = sys.argv[1] if len(sys.argv) > 1 else "/usr/share/zoneinfo"
+    if len(sys.argv) != 2:
+        sys.exit("usage: gen_zones.py ZONEINFO_DIR > zones.bin (see zones.sh)")
+    zdir = sys.argv[1]
     blobs, index, table = [], {}, []
     for name in names(zdir):
         with open(os.path.join(zdir, name), "rb") as f:

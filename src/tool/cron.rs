@@ -86,8 +86,10 @@ fn next(spec: &str, tz: &str, after: Option<&str>, count: u32, out: Output) -> i
         match out {
             Output::Human => text.push_str(&format!("{utc}\t{local}\n")),
             Output::Json => {
+                // The zone rules' release, so a surprising tick can be traced.
                 text.push_str(&format!(
-                    "{{\"tick\":\"{utc}\",\"local\":\"{local}\",\"unix\":{tick}}}\n"
+                    "{{\"tick\":\"{utc}\",\"local\":\"{local}\",\"unix\":{tick},\"tzdata\":\"{}\"}}\n",
+                    schedule::tzdata_version()
                 ));
             }
         }

@@ -1,6 +1,7 @@
 //! What each command does end to end: connect, then run a recipe machine
 //! through the driver, or read and print.
 
+pub mod completions;
 pub mod conchd;
 pub mod cron;
 mod cron_ls;
