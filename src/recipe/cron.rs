@@ -35,6 +35,8 @@ const MARKER: Tag = 6;
 const WATCH_JOBS: Tag = 1;
 
 const MAX_GRACE_SECS: i64 = 30;
+/// The least time a blocking call is given, even when something is due.
+const CALL_FLOOR: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -101,6 +103,8 @@ pub struct Cron {
     grant_at: Option<Duration>,
     /// The latest wall time (unix ms) at which ticks were considered.
     seen_ms: i64,
+    /// The `now` of the latest step.
+    stepped_at: Duration,
 }
 
 impl Cron {
@@ -121,6 +125,7 @@ impl Cron {
             unrecorded: Vec::new(),
             shutting_down: None,
             seen_ms: i64::MIN,
+            stepped_at: Duration::ZERO,
         }
     }
 
@@ -265,6 +270,7 @@ impl Cron {
 
 impl Machine for Cron {
     fn step(&mut self, input: Input, now: Duration) -> Vec<Action> {
+        self.stepped_at = now;
         let mut out = Vec::new();
         match input {
             Input::Start => {
@@ -427,12 +433,20 @@ impl Machine for Cron {
             .chain(self.retries.iter().map(|(_, p)| p));
         let ahead = claims.filter_map(|p| p.act_by_ms(self.seen_ms));
         d.extend(ahead.filter(|at| *at > self.seen_ms).map(boot));
-        if self.shutting_down.is_none() {
+        // Only a serving daemon claims: without a lease the next ticks stand
+        // still, and a bound left in the past would give every call, the
+        // grant that would bring the daemon back included, no time at all.
+        if self.shutting_down.is_none() && self.state == State::Serving {
             // Half the shortest grace (1 s) after each job's next tick.
             let ticks = self.jobs.values().filter_map(|js| js.next);
             d.extend(ticks.map(|t| boot(t * 1000 + 500)));
         }
-        d.into_iter().min()
+        // An instant already due is acted on at the next timer; the calls of
+        // this step still get a moment rather than none. Runs are not
+        // self-fenced, so no safety rests on a tighter bound.
+        d.into_iter()
+            .min()
+            .map(|b| b.max(self.stepped_at + CALL_FLOOR))
     }
 }
 

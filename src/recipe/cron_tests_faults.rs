@@ -288,3 +288,20 @@ fn a_result_is_kept_through_a_long_outage_with_a_growing_capped_pause() {
     assert_eq!(pauses, [1, 2, 4, 8, 10, 10, 10, 10]);
     assert!(h.logged("retrying in"));
 }
+
+#[test]
+fn a_daemon_without_a_lease_never_bounds_its_calls_by_a_tick_it_cannot_claim() {
+    // Found by the cluster drill: while the lease was being granted again,
+    // the next tick of every job stayed where the loss left it, so the bound
+    // lay in the past and every call, the grant included, got no time at
+    // all: the daemon could never come back, even once etcd had.
+    let mut h = Harness::serving(cfg(), &[("j", &job("@every 1s"))]);
+    h.step(gone(S(1)), S(1));
+    let mut at = S(1);
+    for _ in 0..6 {
+        at += MS(700);
+        h.step(Input::Granted(Err(unavailable())), at);
+        let by = h.m.must_act_by();
+        assert!(by.is_none_or(|b| b > at), "bound {by:?} not after {at:?}");
+    }
+}
