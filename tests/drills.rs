@@ -542,14 +542,11 @@ fn cron_tick_never_reruns_when_the_winners_member_dies_mid_run() {
         .keys()
         .filter(|s| !results.contains_key(&conch::schedule::parse_rfc3339(s).expect("tick")))
         .collect();
-    if !unrecorded.is_empty() {
-        // A known conch bug, not asserted (it needs the fault to land on a
-        // result write): conchd drops a result whose write failed, so a run
-        // that finished ok shows as `zombie`.
-        eprintln!(
-            "drill c: WARNING runs without a result (their result write failed): {unrecorded:?}"
-        );
-    }
+    // A result whose write failed is kept and written once etcd answers.
+    assert!(
+        unrecorded.is_empty(),
+        "runs without a result: {unrecorded:?}"
+    );
     let mut nodes = [0usize; 3];
     for l in lines(&runs) {
         nodes[l[1].parse::<usize>().expect("node")] += 1;
