@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cluster smoke test (06-testing.md, layer 4): run after each deploy against
+# Cluster smoke test (docs/contributing.md): run after each deploy against
 # the real cluster in CONCH_ENDPOINTS. Uses a unique prefix, cleans up after
 # itself, and exits 0 only when every step held.
 #   CONCH_ENDPOINTS=a:2379,b:2379,c:2379 ./conch-smoke.sh

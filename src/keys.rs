@@ -1,4 +1,4 @@
-//! The etcd key schema, version 1 (spec 07-keys.md): every key conch reads or
+//! The etcd key schema, version 1 (docs/keys.md): every key conch reads or
 //! writes is built here, so no other module formats a key by hand.
 
 use std::fmt;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`make bench`: the figures of 08-performance.md, measured side by side
+"""`make bench`: the figures of the README's Performance section, measured side by side
 with `etcdctl lock` against one throwaway etcd, printed as a table and
 written to target/bench.json. A benchmark, not a test: it never fails
 because the machine is slow; it reports.

@@ -1,4 +1,4 @@
-//! `conchd` against a real etcd: every row of 05-cron.md's contract table
+//! `conchd` against a real etcd: the contract of docs/cron.md, case by case
 //! that needs running daemons.
 
 mod common;

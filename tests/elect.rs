@@ -1,5 +1,5 @@
-//! `conch elect` against a real etcd: every row of 03-elect.md's contract
-//! table, and the core rows of 06-testing.md.
+//! `conch elect` against a real etcd: the contract of docs/usage.md, case by
+//! case, and the core cases of docs/contributing.md.
 
 mod common;
 

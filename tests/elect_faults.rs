@@ -1,4 +1,4 @@
-//! `conch elect` when etcd itself goes away and comes back (02-core.md: a
+//! `conch elect` when etcd itself goes away and comes back (docs/fencing.md: a
 //! lost connection is not yet a lost hold). Uses an etcd of its own, since
 //! it restarts it.
 

@@ -1,4 +1,4 @@
-//! `conch elect --restart`: a leader-only service (03-elect.md).
+//! `conch elect --restart`: a leader-only service (docs/usage.md).
 
 mod common;
 

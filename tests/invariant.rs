@@ -1,4 +1,4 @@
-//! The invariant tests (06-testing.md layer 3, "the sacred ones"): bounded
+//! The invariant tests (docs/contributing.md, "the sacred ones"): bounded
 //! concurrency with honest overlap accounting, under a seeded random
 //! schedule of faults, against the real etcd.
 //!

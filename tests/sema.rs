@@ -1,5 +1,5 @@
-//! `conch sema` against a real etcd: every row of 04-sema.md's contract
-//! table, plus bad input.
+//! `conch sema` against a real etcd: the contract of docs/usage.md, case by
+//! case, plus bad input.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The restart backoff of `elect --restart` (03-elect.md): 1s doubling to a
+//! The restart backoff of `elect --restart` (docs/usage.md): 1s doubling to a
 //! 60s cap, ±10 % jitter, back to 1s after a child ran 60s. Pure: the random
 //! source is a seeded generator, so tests can pin it.
 

@@ -1,4 +1,4 @@
-//! Self-fencing (02-core.md): how long the lease is known to live, when to
+//! Self-fencing (docs/fencing.md): how long the lease is known to live, when to
 //! renew it, and when the child must start stopping. Pure: every instant is
 //! on the BOOTTIME clock and passed in.
 

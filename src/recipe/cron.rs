@@ -1,4 +1,4 @@
-//! `conchd` as a sans-IO machine (05-cron.md): one lease and a node key,
+//! `conchd` as a sans-IO machine (docs/cron.md): one lease and a node key,
 //! every job read once and then watched, one create-only claim per tick so
 //! that exactly one daemon of the fleet runs it, results recorded and
 //! history trimmed. Runs are not self-fenced: a claimed tick is claimed for

@@ -1,4 +1,4 @@
-//! The claim of a tick (05-cron.md, "The daemon" 3): one create-only
+//! The claim of a tick (docs/cron.md, "The daemon"): one create-only
 //! transaction decides. Its answer may never come (a timeout, a dropped
 //! reply, a leader change), so a claim whose outcome is unknown is sent
 //! again until the tick's grace runs out; every attempt reads the fire key

@@ -1,4 +1,4 @@
-//! `conch elect` as a sans-IO machine (03-elect.md): grant a lease, create
+//! `conch elect` as a sans-IO machine (docs/usage.md): grant a lease, create
 //! the candidate key, wait for the predecessor's deletion, hold while the
 //! child runs, resign. States are named for what they wait for.
 

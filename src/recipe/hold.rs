@@ -1,4 +1,4 @@
-//! What `elect` and `sema` share about a hold's child (02-core.md), written
+//! What `elect` and `sema` share about a hold's child (docs/fencing.md), written
 //! once so the two cannot drift: why the child is being stopped, what a
 //! loss or a signal does to it, which exit code its end means, and the
 //! `--timeout` limit on the wait for the hold. Pure, like the recipes: the
@@ -162,7 +162,7 @@ impl Hold {
         AfterLoss::Idle
     }
 
-    /// A signal to the wrapper (02-core.md): fatal ones stop the child and
+    /// A signal to the wrapper (docs/fencing.md): fatal ones stop the child and
     /// the wrapper exits with the child's status; without a child, withdraw.
     pub fn on_signal(
         &mut self,

@@ -1,4 +1,4 @@
-//! The semaphore's rank arithmetic (04-sema.md), pure: from one read of the
+//! The semaphore's rank arithmetic (docs/usage.md), pure: from one read of the
 //! queue, am I a holder, and which deletions matter to me.
 
 use std::collections::BTreeSet;

@@ -1,4 +1,4 @@
-//! `conch sema` as a sans-IO machine (04-sema.md): join the queue of
+//! `conch sema` as a sans-IO machine (docs/usage.md): join the queue of
 //! `--max N`, wait for fewer than N live keys ahead (one read, then
 //! deletions only), claim the lowest free slot, hold while the child runs.
 

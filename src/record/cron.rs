@@ -1,5 +1,5 @@
 //! The cron values: job definitions, tick claims, run markers, results and
-//! daemon registrations (07-keys.md, 05-cron.md).
+//! daemon registrations (docs/keys.md, docs/cron.md).
 
 use miniserde::json::{self, Number, Object, Value};
 

@@ -1,4 +1,4 @@
-//! The JSON values conch stores in etcd (07-keys.md). Writers emit every
+//! The JSON values conch stores in etcd (docs/keys.md). Writers emit every
 //! field; readers take each field on its own, so an unknown field, a missing
 //! one or a garbage value degrades to "unknown", never to an error.
 

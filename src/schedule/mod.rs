@@ -1,4 +1,4 @@
-//! Cron schedules, time zones and tick computation (05-cron.md): pure
+//! Cron schedules, time zones and tick computation (docs/cron.md): pure
 //! logic, no clock and no files, so that every daemon of a fleet computes
 //! the same ticks from the same job.
 //!

@@ -1,4 +1,4 @@
-//! The next tick of a schedule, with the DST rules of 05-cron.md.
+//! The next tick of a schedule, with the DST rules of docs/cron.md.
 //!
 //! Candidates are wall times in the zone, found by skipping whole months,
 //! days and hours that cannot match; each one is then mapped to UTC

@@ -1,4 +1,4 @@
-//! The schedule syntax of 05-cron.md: five cron fields, macros, `@every D`.
+//! The schedule syntax of docs/cron.md: five cron fields, macros, `@every D`.
 
 use super::ParseError;
 
@@ -180,7 +180,7 @@ fn value(token: &str, item: &str, f: &Field) -> Result<u32, ParseError> {
     )))
 }
 
-/// `@every D`, D as in 02-core.md (`90s`, `1m30s`, `2h`, bare seconds) but
+/// `@every D`, D as in docs/fencing.md (`90s`, `1m30s`, `2h`, bare seconds) but
 /// whole seconds only.
 fn parse_every(tokens: &[&str]) -> Result<Kind, ParseError> {
     let need = "@every needs a duration of at least 1s";

@@ -1,4 +1,4 @@
-//! Tick tests: the examples of 05-cron.md, DST edges, odd dates.
+//! Tick tests: the examples of docs/cron.md, DST edges, odd dates.
 
 use super::*;
 
@@ -28,7 +28,7 @@ fn ticks(zone: &str, sched: &str, after: &str, n: usize) -> Vec<String> {
 #[test]
 fn spec_examples_and_dst_edges() {
     let cases: &[(&str, &str, &str, &[&str])] = &[
-        // The table of 05-cron.md.
+        // The table of docs/cron.md.
         (
             "America/New_York",
             "30 2 * * *",

@@ -1,5 +1,5 @@
 //! `conch cron ls [NAME]`: the jobs, or one job's recent ticks, with each
-//! tick's status read from its fire key, run marker and result (05-cron.md).
+//! tick's status read from its fire key, run marker and result (docs/cron.md).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -13,7 +13,7 @@ use crate::keys::{self, Schema, TickKind};
 use crate::record::cron::{Claim, Job, Outcome, RunResult};
 use crate::schedule::{fmt_rfc3339_utc, next_tick, Schedule, Zone};
 
-/// The longest a tick may wait to be claimed (05-cron.md, "The daemon").
+/// The longest a tick may wait to be claimed (docs/cron.md, "The daemon").
 const MAX_GRACE_SECS: i64 = 30;
 
 /// A bound on schedule ticks walked for one job, so that no schedule,

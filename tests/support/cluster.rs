@@ -1,5 +1,5 @@
-//! A real 3-member etcd cluster on loopback for the drills (06-testing.md,
-//! layer 4): each member has its own data directory on tmpfs, its own client
+//! A real 3-member etcd cluster on loopback for the drills (docs/contributing.md):
+//! each member has its own data directory on tmpfs, its own client
 //! and peer port, and can be stopped with any signal and restarted on the
 //! same data directory and ports.
 #![allow(dead_code)]

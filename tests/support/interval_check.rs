@@ -233,7 +233,7 @@ fn unexcused(
     pieces
 }
 
-/// Every assertion of 06-testing.md layer 3 that the interval log alone
+/// Every assertion of the invariant tests (docs/contributing.md) that the interval log alone
 /// decides.
 pub fn check(ivs: &[Interval], faults: &[Fault], b: &Bounds) -> Report {
     let mut r = Report::default();
