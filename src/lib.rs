@@ -1,11 +1,12 @@
 //! conch: shell commands under etcd coordination. The binaries are thin
-//! wrappers over [`cli::main`]; the library is public so that the
+//! wrappers over [`tool::main`]; the library is public so that the
 //! integration tests can drive the etcd facade directly.
 
 pub mod cli;
 pub mod core;
 pub mod etcd;
 pub mod keys;
+pub mod kit;
 pub mod recipe;
 pub mod record;
 pub mod schedule;

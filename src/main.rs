@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(conch::cli::main());
+    std::process::exit(conch::tool::main());
 }

@@ -1,4 +1,4 @@
 //! `conchd` is `conch cron daemon`: the same program under another name.
 fn main() {
-    std::process::exit(conch::cli::main());
+    std::process::exit(conch::tool::main());
 }

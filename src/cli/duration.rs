@@ -51,20 +51,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(ms))
 }
 
-/// Formats a duration the way it would be typed, for messages.
-pub fn fmt_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if !ms.is_multiple_of(1000) {
-        if ms > 1000 {
-            format!("{:.1}s", d.as_secs_f64())
-        } else {
-            format!("{ms}ms")
-        }
-    } else {
-        format!("{}s", ms / 1000)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,12 +93,5 @@ mod tests {
             let err = parse_duration(bad).expect_err(bad);
             assert!(err.contains("expected"), "{bad}: {err}");
         }
-    }
-
-    #[test]
-    fn formatting() {
-        assert_eq!(fmt_duration(Duration::from_millis(250)), "250ms");
-        assert_eq!(fmt_duration(Duration::from_secs(3)), "3s");
-        assert_eq!(fmt_duration(Duration::from_millis(6_700)), "6.7s");
     }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use super::config::{Cron, Elect, Sema};
 use super::*;
+use crate::kit::verbosity::Verbosity;
+use crate::kit::wait::Wait;
 
 fn run(argv: &str, env: &[(&str, &str)]) -> Result<Invocation, String> {
     let env: HashMap<String, String> = env
@@ -411,10 +413,10 @@ fn every_accepted_option_is_in_help_and_man_page() {
     let conchd = include_str!("../../docs/man/conchd.8");
     // roff writes every hyphen of an option as `\-`.
     let roff = |o: &str| format!("\\-\\-{}", o.replace('-', "\\-"));
-    for tool in config::TOOLS {
+    for tool in options::TOOLS {
         let (page, help) = documents(tool);
-        let mut opts: Vec<&str> = config::allowed(tool).to_vec();
-        opts.extend(config::GLOBAL);
+        let mut opts: Vec<&str> = options::allowed(tool).to_vec();
+        opts.extend(options::GLOBAL);
         opts.extend(["verbose", "quiet"]);
         for o in opts {
             assert!(
@@ -423,22 +425,27 @@ fn every_accepted_option_is_in_help_and_man_page() {
             );
             // Global options are described once, in conch(1).
             let in_page = page.contains(&roff(o))
-                || (config::GLOBAL.contains(&o) || o == "verbose" || o == "quiet")
+                || (options::GLOBAL.contains(&o) || o == "verbose" || o == "quiet")
                     && top.contains(&roff(o));
             assert!(in_page, "the man page of `conch {tool}` lacks --{o}");
         }
     }
-    for o in config::allowed("cron daemon").iter().chain(config::GLOBAL) {
+    for o in options::allowed("cron daemon")
+        .iter()
+        .chain(options::GLOBAL)
+    {
         assert!(conchd.contains(&roff(o)), "conchd(8) lacks --{o}");
     }
     for o in args::VALUE_OPTIONS.iter().chain(args::FLAG_OPTIONS) {
-        let anywhere = config::TOOLS.iter().any(|t| config::allowed(t).contains(o))
-            || config::GLOBAL.contains(o)
+        let anywhere = options::TOOLS
+            .iter()
+            .any(|t| options::allowed(t).contains(o))
+            || options::GLOBAL.contains(o)
             || ["version", "verbose", "quiet"].contains(o);
         assert!(anywhere, "--{o} is parsed but no tool takes it");
         assert!(
             top.contains(&roff(o))
-                || config::TOOLS
+                || options::TOOLS
                     .iter()
                     .any(|t| documents(t).0.contains(&roff(o))),
             "no man page names --{o}"

@@ -15,8 +15,8 @@ use super::clock::{self, Timer};
 use super::keeper::Keeper;
 use super::signals::Signals;
 use super::{Action, Input, Level, Machine, Tag};
-use crate::cli::Verbosity;
 use crate::etcd::{Client, Error, KeepAlive, KeepAliveAnswer, Watch, WatchEvent};
+use crate::kit::verbosity::Verbosity;
 
 const WATCH_SLOTS: usize = 3;
 

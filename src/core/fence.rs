@@ -125,7 +125,7 @@ impl Fence {
         let confirmed = self.deadline.saturating_sub(self.ttl);
         Some(Gone(format!(
             "keep-alive unanswered for {}",
-            crate::cli::duration::fmt_duration(now.saturating_sub(confirmed))
+            crate::kit::duration::fmt_duration(now.saturating_sub(confirmed))
         )))
     }
 }

@@ -209,7 +209,7 @@ impl Session {
             // the lease still has time.
             if self.reconnect == Reconnect::Idle && f.overdue_at().is_some_and(|at| now >= at) {
                 let sent = f.outstanding_since().unwrap_or(now);
-                let waited = crate::cli::duration::fmt_duration(now.saturating_sub(sent));
+                let waited = crate::kit::duration::fmt_duration(now.saturating_sub(sent));
                 let e = Error::new(
                     crate::etcd::ErrorKind::Timeout,
                     "keep-alive",

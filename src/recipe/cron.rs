@@ -201,7 +201,7 @@ impl Cron {
             Level::Error,
             format!("etcd refused the daemon: {e}; stopping"),
         );
-        self.exit_code = crate::cli::EXIT_UNAVAILABLE;
+        self.exit_code = crate::kit::exit::EXIT_UNAVAILABLE;
         self.shutting_down.get_or_insert(15);
         self.stop_runs(15, now, out);
     }

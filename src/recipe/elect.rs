@@ -6,8 +6,6 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use super::hold::{describe, AfterLoss, AfterSignal, Hold, Stop};
-use crate::cli::duration::fmt_duration;
-use crate::cli::Wait;
 use crate::core::backoff::Backoff;
 use crate::core::fence::Gone;
 use crate::core::session::Session;
@@ -17,6 +15,8 @@ use crate::etcd::{
     Compare, Error, ErrorKind, EventKind, Op, Range, RangeResult, Txn, WatchEvent, WatchSpec,
 };
 use crate::keys::{lease_hex, Schema};
+use crate::kit::duration::fmt_duration;
+use crate::kit::wait::Wait;
 use crate::record::Holder;
 
 /// Watch tags.
@@ -197,7 +197,7 @@ impl Elect {
             Err(e) => {
                 Self::log(out, Level::Error, format!("cannot grant a lease: {e}"));
                 self.state = State::Done;
-                out.push(Action::Exit(crate::cli::EXIT_UNAVAILABLE));
+                out.push(Action::Exit(crate::kit::exit::EXIT_UNAVAILABLE));
             }
         }
     }
@@ -214,9 +214,9 @@ impl Elect {
         }
         Self::log(out, Level::Error, format!("etcd refused: {e}"));
         let code = if self.leader {
-            crate::cli::EXIT_LOST
+            crate::kit::exit::EXIT_LOST
         } else {
-            crate::cli::EXIT_UNAVAILABLE
+            crate::kit::exit::EXIT_UNAVAILABLE
         };
         self.lose_or_resign(Then::Exit(code), now, out);
     }
@@ -253,7 +253,7 @@ impl Elect {
                     Level::Info,
                     format!("not acquired: {} ahead (--nonblock)", ahead.len()),
                 );
-                self.resign(Then::Exit(crate::cli::EXIT_NOT_ACQUIRED), now, out);
+                self.resign(Then::Exit(crate::kit::exit::EXIT_NOT_ACQUIRED), now, out);
             }
             _ => {
                 if self.ahead != Some(ahead.len()) {
@@ -331,7 +331,7 @@ impl Elect {
                 Level::Info,
                 format!("lease lost while waiting: {}", why.0),
             );
-            self.resign(Then::Exit(crate::cli::EXIT_LOST), now, out);
+            self.resign(Then::Exit(crate::kit::exit::EXIT_LOST), now, out);
         }
     }
 

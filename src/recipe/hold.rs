@@ -7,11 +7,11 @@
 
 use std::time::Duration;
 
-use crate::cli::duration::fmt_duration;
-use crate::cli::Wait;
 use crate::core::fence::Gone;
 use crate::core::supervise::{Ended, Supervisor};
 use crate::core::{signals, Action, Level};
+use crate::kit::duration::fmt_duration;
+use crate::kit::wait::Wait;
 
 const SIGTERM: i32 = 15;
 const PAST: &str = "SIGKILL now: past the lease deadline";
@@ -105,7 +105,7 @@ impl Hold {
                 Level::Info,
                 "not acquired: --timeout ran out".into(),
             ));
-            return Some(crate::cli::EXIT_NOT_ACQUIRED);
+            return Some(crate::kit::exit::EXIT_NOT_ACQUIRED);
         }
         None
     }
@@ -201,7 +201,7 @@ impl Hold {
     /// own status otherwise (a signal it was sent included).
     pub fn exit_code(&self, ended: Ended) -> i32 {
         match self.stop {
-            Some(Stop::Lost) => crate::cli::EXIT_LOST,
+            Some(Stop::Lost) => crate::kit::exit::EXIT_LOST,
             _ => ended.status.code(),
         }
     }

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use super::hold::{AfterLoss, AfterSignal, Hold};
 use super::queue::{lowest_free, Queue};
-use crate::cli::Wait;
 use crate::core::fence::Gone;
 use crate::core::session::Session;
 use crate::core::supervise::Ended;
@@ -18,6 +17,7 @@ use crate::etcd::{
     WatchEvent, WatchSpec,
 };
 use crate::keys::{lease_hex, Schema};
+use crate::kit::wait::Wait;
 use crate::record::Holder;
 
 /// Watch tags.
@@ -276,7 +276,7 @@ impl Sema {
                     self.cfg.max
                 ),
             );
-            return self.resign(crate::cli::EXIT_NOT_ACQUIRED, now, out);
+            return self.resign(crate::kit::exit::EXIT_NOT_ACQUIRED, now, out);
         }
         if self.shown_rank != Some(queue.rank()) {
             Self::log(
@@ -379,7 +379,7 @@ impl Sema {
         }
         Self::log(out, Level::Error, format!("etcd refused: {e}"));
         if self.hold.child().is_idle() {
-            self.resign(crate::cli::EXIT_UNAVAILABLE, now, out);
+            self.resign(crate::kit::exit::EXIT_UNAVAILABLE, now, out);
         } else {
             self.on_lost(Gone("etcd refused a request".into()), now, out);
         }
@@ -398,7 +398,7 @@ impl Sema {
                 Level::Info,
                 format!("lease lost while waiting: {}", why.0),
             );
-            self.resign(crate::cli::EXIT_LOST, now, out);
+            self.resign(crate::kit::exit::EXIT_LOST, now, out);
         }
     }
 
@@ -563,7 +563,7 @@ impl Machine for Sema {
             Input::Granted(Err(e)) => {
                 Self::log(&mut out, Level::Error, format!("cannot grant a lease: {e}"));
                 self.state = State::Done;
-                out.push(Action::Exit(crate::cli::EXIT_UNAVAILABLE));
+                out.push(Action::Exit(crate::kit::exit::EXIT_UNAVAILABLE));
             }
             Input::Txn(JOIN, r) if self.state == State::ExpectJoin => match r {
                 Ok(t) => self.on_read(&t, usize::from(t.succeeded), now, &mut out),

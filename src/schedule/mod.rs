@@ -8,6 +8,7 @@
 mod civil;
 mod next;
 mod parse;
+mod past;
 mod posix;
 mod zone;
 
@@ -24,6 +25,7 @@ pub use civil::{
     civil_from_days, days_from_civil, days_in_month, fmt_rfc3339_local, fmt_rfc3339_utc, is_leap,
     parse_rfc3339, weekday, MAX_SECS, MIN_SECS,
 };
+pub use past::{grace_secs, last_ticks, MAX_GRACE_SECS};
 pub use zone::{tzdata_version, LocalResult, Zone};
 
 /// A malformed schedule, zone name or timestamp; displays as one line.

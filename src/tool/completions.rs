@@ -3,11 +3,14 @@
 //! what conch accepts; and `conch completions jobs`, which the scripts call
 //! to complete cron job names when etcd is reachable.
 
+use super::connect::with_client;
+use super::output::print;
 use crate::cli::args::VALUE_OPTIONS;
-use crate::cli::config::{allowed, GLOBAL, TOOLS};
-use crate::cli::{Global, EXIT_USAGE};
+use crate::cli::options::{allowed, GLOBAL, TOOLS};
+use crate::cli::Global;
 use crate::etcd::Range;
 use crate::keys::{self, Schema};
+use crate::kit::exit::{EXIT_UNAVAILABLE, EXIT_USAGE};
 
 /// Cron commands whose NAME is an existing job. Only those the parser
 /// knows are completed, so a command added to `TOOLS` later is picked up.
@@ -31,19 +34,19 @@ pub fn script(shell: &str) -> i32 {
             return EXIT_USAGE;
         }
     };
-    super::cron::print(&text);
+    print(&text);
     0
 }
 
 /// Prints every cron job's name, one per line, sorted by key.
 pub fn jobs(global: &Global) -> i32 {
-    super::with_client(global, |client| {
+    with_client(global, |client| {
         let dir = Schema::new(&global.prefix).cron_job_dir();
         let r = match client.range(Range::prefix(dir.clone())) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("conch: cannot read the jobs: {}", e.detail);
-                return crate::cli::EXIT_UNAVAILABLE;
+                return EXIT_UNAVAILABLE;
             }
         };
         let mut text = String::new();
@@ -56,7 +59,7 @@ pub fn jobs(global: &Global) -> i32 {
                 text.push('\n');
             }
         }
-        super::cron::print(&text);
+        print(&text);
         0
     })
 }

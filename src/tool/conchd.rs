@@ -1,7 +1,8 @@
 //! `conchd` (= `conch cron daemon`): runs every job's ticks, at most once
 //! across the fleet.
 
-use super::{hold, host_name, wall_offset_ms};
+use super::connect::hold;
+use super::host::{host_name, wall_offset_ms};
 use crate::cli::Global;
 use crate::keys::Schema;
 use crate::recipe::cron::{Config, Cron};

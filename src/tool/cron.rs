@@ -1,13 +1,15 @@
 //! `conch cron add | ls | rm | next`: job definitions and their history.
 //! The daemon itself is `conchd.rs`; `ls` is in `cron_ls.rs`.
 
-use std::io::Write;
-
-use super::{connect, host_name};
+use super::connect::connect;
+use super::host::{host_name, now_ms};
+use super::output::print;
 use crate::cli::config::{Cron as Cmd, CronAdd};
-use crate::cli::{Global, Output, Verbosity, EXIT_UNAVAILABLE, EXIT_USAGE};
+use crate::cli::{Global, Output};
 use crate::etcd::{Compare, Op, OpResult, Txn};
 use crate::keys::{Schema, TickKind};
+use crate::kit::exit::{EXIT_UNAVAILABLE, EXIT_USAGE};
+use crate::kit::verbosity::Verbosity;
 use crate::record::cron::Job;
 use crate::schedule::{self, next_tick, Schedule, Zone};
 
@@ -25,21 +27,6 @@ pub fn run(global: &Global, cmd: Cmd) -> i32 {
         Cmd::Rm { name, purge } => rm(global, &name, purge),
         Cmd::Ls { name, out, last } => super::cron_ls::run(global, name.as_deref(), out, last),
     }
-}
-
-/// Unix milliseconds now (0 if the clock is before 1970).
-pub(super) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Writes `text` to stdout; a closed pipe (`| head`) is not an error worth
-/// a panic, so write failures are ignored.
-pub(super) fn print(text: &str) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes());
-    let _ = stdout.flush();
 }
 
 /// A schedule and zone as `cron add` and `cron next` accept them: the

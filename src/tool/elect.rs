@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use super::{hold, host_name, wall_offset_ms, with_client};
+use super::connect::{hold, with_client};
+use super::host::{host_name, wall_offset_ms};
 use crate::cli::config::Elect as Cmd;
 use crate::cli::{Global, Output};
 use crate::etcd::{Client, EventKind, KeyValue, Range, WatchEvent, WatchSpec};
 use crate::keys::Schema;
+use crate::kit::exit::EXIT_UNAVAILABLE;
 use crate::recipe::elect::{Config, Elect};
 use crate::record::{self, Holder};
 
@@ -45,7 +47,7 @@ fn read_office(client: &Client, schema: &Schema, name: &str) -> Result<(i64, Vec
         .range(Range::prefix(schema.elect_dir(name)).by_create())
         .map_err(|e| {
             eprintln!("conch: cannot read the office: {e}");
-            crate::cli::EXIT_UNAVAILABLE
+            EXIT_UNAVAILABLE
         })?;
     Ok((r.revision, r.kvs))
 }
@@ -134,7 +136,7 @@ fn observe(client: &Client, schema: &Schema, name: &str, out: Output) -> i32 {
                 Err(e) => {
                     if e.is_unavailable() && client.failover().is_err() {
                         eprintln!("conch: lost etcd: {e}");
-                        return crate::cli::EXIT_UNAVAILABLE;
+                        return EXIT_UNAVAILABLE;
                     }
                     break;
                 }

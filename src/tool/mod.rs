@@ -1,80 +1,62 @@
 //! What each command does end to end: connect, then run a recipe machine
-//! through the driver, or read and print.
+//! through the driver, or read and print. [`main`] takes the validated
+//! invocation from `cli` and hands it to its tool.
 
 pub mod completions;
 pub mod conchd;
+pub mod connect;
 pub mod cron;
+mod cron_history;
 mod cron_ls;
 pub mod elect;
+pub mod host;
+mod output;
 pub mod sema;
 
-use crate::cli::Global;
-use crate::core::driver::Driver;
-use crate::core::keeper::Keeper;
-use crate::core::Machine;
-use crate::etcd::{Client, ClientConfig, ErrorKind, TlsFiles};
+use crate::cli::{help, parse_invocation, Invocation};
+use crate::kit::exit::EXIT_USAGE;
 
-/// Runs a holding machine: forks the keeper first (it must exist before
-/// anything else starts, while the process has one thread), connects, and
-/// drives the machine to its exit code.
-pub fn hold(global: &Global, machine: &mut dyn Machine) -> i32 {
-    let keeper = match Keeper::start() {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("conch: cannot start the keeper process: {e}; nothing was started");
-            return crate::cli::EXIT_UNAVAILABLE;
+/// Runs the program; returns the process exit code.
+pub fn main() -> i32 {
+    let env = |k: &str| std::env::var(k).ok();
+    let inv = match parse_invocation(std::env::args_os().collect(), &env) {
+        Ok(inv) => inv,
+        Err(msg) => {
+            eprintln!("conch: {msg}");
+            return EXIT_USAGE;
         }
     };
-    let client = match connect(global) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    match Driver::new(client, global.verbosity, keeper) {
-        Ok(mut d) => d.run(machine),
-        Err(e) => {
-            eprintln!("conch: cannot set up the event loop: {e}");
-            crate::cli::EXIT_UNAVAILABLE
+    match inv {
+        Invocation::Usage => {
+            eprint!("{}", help::TOP);
+            eprintln!("\nMore: conch help [TOPIC], conch TOOL --help, man conch");
+            EXIT_USAGE
         }
+        Invocation::Version => {
+            print!("{}", help::version());
+            0
+        }
+        Invocation::Completions(shell) => completions::script(shell),
+        Invocation::CompletionJobs(global) => completions::jobs(&global),
+        Invocation::Help(topic) => match help::topic(topic.as_deref()) {
+            Some(text) => {
+                print!("{text}");
+                0
+            }
+            None => {
+                eprintln!(
+                    "conch: unknown help topic {:?}: expected elect, sema, cron, completions, exit-codes or env",
+                    topic.unwrap_or_default()
+                );
+                EXIT_USAGE
+            }
+        },
+        Invocation::ToolHelp(tool) => {
+            print!("{}", help::tool(tool));
+            0
+        }
+        Invocation::Elect { global, name, cmd } => elect::run(&global, &name, cmd),
+        Invocation::Sema { global, name, cmd } => sema::run(&global, &name, cmd),
+        Invocation::Cron { global, cmd } => cron::run(&global, cmd),
     }
 }
-
-/// Connects, then runs `f` with the client; for commands that only read
-/// or write.
-pub fn with_client(global: &Global, f: impl FnOnce(&Client) -> i32) -> i32 {
-    match connect(global) {
-        Ok(c) => f(&c),
-        Err(code) => code,
-    }
-}
-
-/// Connects as `global` says; on failure prints one line and returns the
-/// exit code (69: nothing was started).
-pub fn connect(global: &Global) -> Result<Client, i32> {
-    let mut cfg = ClientConfig::new(global.endpoints.clone());
-    cfg.dial_timeout = global.dial_timeout;
-    cfg.user = global.user.clone();
-    cfg.password = global.password.clone();
-    cfg.tls = TlsFiles {
-        ca: global.cacert.clone(),
-        cert: global.cert.clone(),
-        key: global.key.clone(),
-    };
-    Client::connect(cfg).map_err(|e| {
-        match e.kind {
-            ErrorKind::Tls => eprintln!("conch: TLS: {}", e.detail),
-            ErrorKind::Auth => eprintln!("conch: etcd refused the credentials: {}", e.detail),
-            _ => eprintln!("conch: etcd unavailable: {}", e.detail),
-        }
-        crate::cli::EXIT_UNAVAILABLE
-    })
-}
-
-/// This host's name, for holder records.
-pub fn host_name() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .to_string()
-}
-
-pub use crate::core::clock::wall_offset_ms;

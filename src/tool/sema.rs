@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use super::{hold, host_name, wall_offset_ms, with_client};
+use super::connect::{hold, with_client};
+use super::host::{host_name, wall_offset_ms};
 use crate::cli::config::Sema as Cmd;
 use crate::cli::{Global, Output};
 use crate::etcd::{Client, KeyValue, Range};
 use crate::keys::{self, Schema};
+use crate::kit::exit::EXIT_UNAVAILABLE;
 use crate::recipe::sema::{Config, Sema};
 use crate::record::{self, Holder};
 
@@ -46,7 +48,7 @@ fn read_queues(client: &Client, schema: &Schema, name: &str) -> Result<BTreeMap<
         .range(Range::prefix(dir.clone()).by_create())
         .map_err(|e| {
             eprintln!("conch: cannot read the semaphore: {e}");
-            crate::cli::EXIT_UNAVAILABLE
+            EXIT_UNAVAILABLE
         })?;
     // Per --max: its queue entries, and its slots with their index.
     type Raw = (Vec<KeyValue>, Vec<(u32, KeyValue)>);
