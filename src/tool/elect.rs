@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::connect::{hold, with_client};
 use super::host::{host_name, wall_offset_ms};
+use super::output::rfc3339_ms;
 use crate::cli::config::Elect as Cmd;
 use crate::cli::{Global, Output};
 use crate::etcd::{Client, EventKind, KeyValue, Range, WatchEvent, WatchSpec};
@@ -50,10 +51,6 @@ fn read_office(client: &Client, schema: &Schema, name: &str) -> Result<(i64, Vec
             EXIT_UNAVAILABLE
         })?;
     Ok((r.revision, r.kvs))
-}
-
-fn rfc3339_ms(ms: u64) -> String {
-    crate::schedule::fmt_rfc3339_utc((ms / 1000) as i64)
 }
 
 fn human_line(name: &str, kv: &KeyValue) -> String {

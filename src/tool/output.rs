@@ -16,6 +16,7 @@ pub fn print(text: &str) {
     let _ = stdout.flush();
 }
 
+/// JSON output names every field: an unknown one is `null`, not absent.
 pub fn opt_str(v: Option<String>) -> Value {
     v.map_or(Value::Null, Value::String)
 }
@@ -32,14 +33,17 @@ pub fn opt_i32(v: Option<i32>) -> Value {
     opt_i64(v.map(i64::from))
 }
 
+/// A record's Unix milliseconds as an RFC 3339 UTC second.
 pub fn rfc3339_ms(ms: u64) -> String {
     fmt_rfc3339_utc((ms / 1000) as i64)
 }
 
+/// An unknown table cell, so that columns stay aligned.
 pub fn dash(v: Option<String>) -> String {
     v.unwrap_or_else(|| "-".into())
 }
 
+/// A table's header row.
 pub fn cells(header: &[&str]) -> Vec<String> {
     header.iter().map(|h| h.to_string()).collect()
 }

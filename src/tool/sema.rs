@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::connect::{hold, with_client};
 use super::host::{host_name, wall_offset_ms};
+use super::output::rfc3339_ms;
 use crate::cli::config::Sema as Cmd;
 use crate::cli::{Global, Output};
 use crate::etcd::{Client, KeyValue, Range};
@@ -124,10 +125,7 @@ fn who(client: &Client, schema: &Schema, name: &str, max: Option<u32>, out: Outp
                         h.host.as_deref().unwrap_or("?"),
                         h.pid.map_or("?".into(), |p| p.to_string()),
                         slot.create_revision,
-                        h.since_ms
-                            .map_or("?".into(), |ms| crate::schedule::fmt_rfc3339_utc(
-                                (ms / 1000) as i64
-                            )),
+                        h.since_ms.map_or("?".into(), rfc3339_ms),
                         if h.argv.is_empty() {
                             "?".into()
                         } else {
@@ -142,10 +140,7 @@ fn who(client: &Client, schema: &Schema, name: &str, max: Option<u32>, out: Outp
                         rank + q.holders.len(),
                         h.host.as_deref().unwrap_or("?"),
                         h.pid.map_or("?".into(), |p| p.to_string()),
-                        h.since_ms
-                            .map_or("?".into(), |ms| crate::schedule::fmt_rfc3339_utc(
-                                (ms / 1000) as i64
-                            )),
+                        h.since_ms.map_or("?".into(), rfc3339_ms),
                     );
                 }
             }
