@@ -2,6 +2,7 @@
 //! lease timings, TLS, credentials and verbosity, from the command line or
 //! the environment.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::config::Global;
@@ -10,6 +11,16 @@ use crate::kit::duration::fmt_duration;
 use crate::kit::verbosity::Verbosity;
 
 impl Validator<'_> {
+    /// A file option's path, opened once here so that an unreadable file
+    /// is refused before anything touches etcd.
+    fn file(&self, opt: &str, vars: &[&str]) -> Result<Option<PathBuf>, String> {
+        let Some((from, path)) = self.lookup(opt, vars) else {
+            return Ok(None);
+        };
+        std::fs::File::open(&path).map_err(|e| format!("{from} {path:?}: cannot read: {e}"))?;
+        Ok(Some(PathBuf::from(path)))
+    }
+
     pub(super) fn global(&self) -> Result<Global, String> {
         let endpoints = self
             .lookup("endpoints", &["CONCH_ENDPOINTS", "ETCDCTL_ENDPOINTS"])

@@ -3,7 +3,6 @@
 //! etcd.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::args::Raw;
@@ -222,14 +221,14 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn reject(&self, opt: &str, why: &str) -> Result<(), String> {
+    fn reject(&self, opt: &str, why: &str) -> Result<(), String> {
         if self.raw.flag(opt) || self.raw.value(opt).is_some() {
             return Err(why.to_string());
         }
         Ok(())
     }
 
-    pub(super) fn conflicts(&self, opts: &[&str]) -> Result<(), String> {
+    fn conflicts(&self, opts: &[&str]) -> Result<(), String> {
         let given: Vec<&str> = opts
             .iter()
             .copied()
@@ -260,7 +259,7 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn wait(&self) -> Result<Wait, String> {
+    fn wait(&self) -> Result<Wait, String> {
         self.conflicts(&["nonblock", "timeout"])?;
         if self.raw.flag("nonblock") {
             return Ok(Wait::Nonblock);
@@ -270,13 +269,5 @@ impl Validator<'_> {
             Some(d) if d.is_zero() => Err("--timeout must be more than 0".into()),
             Some(d) => Ok(Wait::Timeout(d)),
         }
-    }
-
-    pub(super) fn file(&self, opt: &str, vars: &[&str]) -> Result<Option<PathBuf>, String> {
-        let Some((from, path)) = self.lookup(opt, vars) else {
-            return Ok(None);
-        };
-        std::fs::File::open(&path).map_err(|e| format!("{from} {path:?}: cannot read: {e}"))?;
-        Ok(Some(PathBuf::from(path)))
     }
 }
