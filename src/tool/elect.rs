@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::connect::{hold, with_client};
 use super::host::{host_name, wall_offset_ms};
-use super::output::rfc3339_ms;
+use super::output::HolderText;
 use crate::cli::config::Elect as Cmd;
 use crate::cli::{Global, Output};
 use crate::etcd::{Client, EventKind, KeyValue, Range, WatchEvent, WatchSpec};
@@ -54,18 +54,10 @@ fn read_office(client: &Client, schema: &Schema, name: &str) -> Result<(i64, Vec
 }
 
 fn human_line(name: &str, kv: &KeyValue) -> String {
-    let h = Holder::from_json(&kv.value).unwrap_or_default();
+    let h = HolderText::of(&Holder::from_json(&kv.value).unwrap_or_default());
     format!(
         "{name}  leader={} pid={} rev={} since={} cmd={}",
-        h.host.as_deref().unwrap_or("?"),
-        h.pid.map_or("?".into(), |p| p.to_string()),
-        kv.create_revision,
-        h.since_ms.map_or("?".into(), rfc3339_ms),
-        if h.argv.is_empty() {
-            "?".into()
-        } else {
-            h.argv.join(" ")
-        },
+        h.host, h.pid, kv.create_revision, h.since, h.cmd
     )
 }
 

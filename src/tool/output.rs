@@ -6,6 +6,7 @@ use std::io::Write;
 
 use miniserde::json::{Number, Value};
 
+use crate::record::Holder;
 use crate::schedule::fmt_rfc3339_utc;
 
 /// Writes `text` to stdout; a closed pipe (`| head`) is not an error worth
@@ -46,6 +47,30 @@ pub fn dash(v: Option<String>) -> String {
 /// A table's header row.
 pub fn cells(header: &[&str]) -> Vec<String> {
     header.iter().map(|h| h.to_string()).collect()
+}
+
+/// A holder record's fields as `--who` prints them: what the record lacks
+/// is `?`, so that a record written by another version of conch still reads.
+pub struct HolderText {
+    pub host: String,
+    pub pid: String,
+    pub since: String,
+    pub cmd: String,
+}
+
+impl HolderText {
+    pub fn of(h: &Holder) -> HolderText {
+        HolderText {
+            host: h.host.clone().unwrap_or_else(|| "?".into()),
+            pid: h.pid.map_or("?".into(), |p| p.to_string()),
+            since: h.since_ms.map_or("?".into(), rfc3339_ms),
+            cmd: if h.argv.is_empty() {
+                "?".into()
+            } else {
+                h.argv.join(" ")
+            },
+        }
+    }
 }
 
 /// `850ms`, `12.345s`, `3m07s`, `2h05m`.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::connect::{hold, with_client};
 use super::host::{host_name, wall_offset_ms};
-use super::output::rfc3339_ms;
+use super::output::HolderText;
 use crate::cli::config::Sema as Cmd;
 use crate::cli::{Global, Output};
 use crate::etcd::{Client, KeyValue, Range};
@@ -120,27 +120,20 @@ fn who(client: &Client, schema: &Schema, name: &str, max: Option<u32>, out: Outp
                         .as_ref()
                         .and_then(|e| Holder::from_json(&e.value))
                         .unwrap_or_default();
+                    let h = HolderText::of(&h);
                     println!(
                         "{name}  max={n} slot={i} host={} pid={} rev={} since={} cmd={}",
-                        h.host.as_deref().unwrap_or("?"),
-                        h.pid.map_or("?".into(), |p| p.to_string()),
-                        slot.create_revision,
-                        h.since_ms.map_or("?".into(), rfc3339_ms),
-                        if h.argv.is_empty() {
-                            "?".into()
-                        } else {
-                            h.argv.join(" ")
-                        },
+                        h.host, h.pid, slot.create_revision, h.since, h.cmd
                     );
                 }
                 for (rank, w) in q.waiters.iter().enumerate() {
-                    let h = Holder::from_json(&w.value).unwrap_or_default();
+                    let h = HolderText::of(&Holder::from_json(&w.value).unwrap_or_default());
                     println!(
                         "{name}  max={n} waiting rank={} host={} pid={} since={}",
                         rank + q.holders.len(),
-                        h.host.as_deref().unwrap_or("?"),
-                        h.pid.map_or("?".into(), |p| p.to_string()),
-                        h.since_ms.map_or("?".into(), rfc3339_ms),
+                        h.host,
+                        h.pid,
+                        h.since
                     );
                 }
             }
