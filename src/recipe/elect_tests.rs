@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::core::ChildStatus;
-use crate::etcd::{Event, KeepAliveAnswer, KeyValue, Lease, OpResult, TxnResult};
+use crate::core::Machine;
+use crate::etcd::{Event, KeepAliveAnswer, KeyValue, Lease, OpResult, TxnResult, WatchEvent};
+use crate::keys::lease_hex;
 use crate::record::Holder;
 
 const S: fn(u64) -> Duration = Duration::from_secs;
@@ -122,34 +124,11 @@ fn resign(lease: i64) -> Vec<Action> {
     ]
 }
 
-struct Harness {
-    m: Elect,
-    now: Duration,
-}
+type Harness = super::super::harness::Harness<Elect>;
 
 impl Harness {
     fn new(cfg: Config) -> Harness {
-        Harness {
-            m: Elect::new(cfg),
-            now: Duration::ZERO,
-        }
-    }
-
-    /// One input at `now`; the actions without the log lines.
-    fn step(&mut self, input: Input, now: Duration) -> Vec<Action> {
-        assert!(now >= self.now, "the clock never goes back");
-        self.now = now;
-        let mut acts = self.m.step(input, now);
-        acts.retain(|a| !matches!(a, Action::Log(..)));
-        acts
-    }
-
-    fn timer(&mut self, now: Duration) -> Vec<Action> {
-        self.step(Input::Timer, now)
-    }
-
-    fn deadline(&self) -> Option<Duration> {
-        self.m.deadline()
+        Harness::of(Elect::new(cfg))
     }
 
     /// Start and grant `lease` at t=0, then answer the campaign with the

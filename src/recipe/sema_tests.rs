@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::core::ChildStatus;
-use crate::etcd::{Event, KeepAliveAnswer, KeyValue, Lease, OpResult};
+use crate::etcd::{Event, KeepAliveAnswer, KeyValue, Lease, OpResult, WatchEvent};
 use crate::record::Holder;
 
 const S: fn(u64) -> Duration = Duration::from_secs;
@@ -118,52 +118,27 @@ fn no_txn(acts: &[Action]) -> bool {
     !acts.iter().any(|a| matches!(a, Action::Txn(..)))
 }
 
-struct Harness {
-    m: Sema,
-    now: Duration,
-    max: u32,
-}
+type Harness = super::super::harness::Harness<Sema>;
 
 impl Harness {
     fn new(cfg: Config) -> Harness {
-        Harness {
-            max: cfg.max,
-            m: Sema::new(cfg),
-            now: Duration::ZERO,
-        }
-    }
-
-    /// One input at `now`; the actions without the log lines.
-    fn step(&mut self, input: Input, now: Duration) -> Vec<Action> {
-        assert!(now >= self.now, "the clock never goes back");
-        self.now = now;
-        let mut acts = self.m.step(input, now);
-        acts.retain(|a| !matches!(a, Action::Log(..)));
-        acts
-    }
-
-    fn timer(&mut self, now: Duration) -> Vec<Action> {
-        self.step(Input::Timer, now)
-    }
-
-    fn deadline(&self) -> Option<Duration> {
-        self.m.deadline()
+        Harness::of(Sema::new(cfg))
     }
 
     fn qdir(&self) -> String {
-        Schema::new("/conch").sema_queue_dir("gpu", self.max)
+        Schema::new("/conch").sema_queue_dir("gpu", self.m.part.max)
     }
 
     fn qkey(&self, lease: i64) -> String {
-        Schema::new("/conch").sema_queue_key("gpu", self.max, lease)
+        Schema::new("/conch").sema_queue_key("gpu", self.m.part.max, lease)
     }
 
     fn sdir(&self) -> String {
-        Schema::new("/conch").sema_slot_dir("gpu", self.max)
+        Schema::new("/conch").sema_slot_dir("gpu", self.m.part.max)
     }
 
     fn skey(&self, i: u32) -> String {
-        Schema::new("/conch").sema_slot_key("gpu", self.max, i)
+        Schema::new("/conch").sema_slot_key("gpu", self.m.part.max, i)
     }
 
     /// The queue as etcd lists it: (lease, create_revision) per contender.

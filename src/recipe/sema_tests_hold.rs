@@ -5,23 +5,6 @@
 use super::*;
 
 /// The log lines of one step, with the actions.
-fn step_logged(h: &mut Harness, input: Input, now: Duration) -> (Vec<Action>, Vec<String>) {
-    h.now = now;
-    let all = h.m.step(input, now);
-    let logs = all
-        .iter()
-        .filter_map(|a| match a {
-            Action::Log(_, m) => Some(m.clone()),
-            _ => None,
-        })
-        .collect();
-    let acts = all
-        .into_iter()
-        .filter(|a| !matches!(a, Action::Log(..)))
-        .collect();
-    (acts, logs)
-}
-
 #[test]
 fn a_loss_after_the_child_exited_on_its_own_keeps_the_childs_status() {
     let mut h = Harness::new(cfg(2));
@@ -61,7 +44,7 @@ fn a_loss_past_the_lease_deadline_says_sigkill_now_and_does_it() {
     let mut h = Harness::new(cfg(2));
     h.holder(20);
     // Asleep past the lease's end (10s): no grace at all.
-    let (acts, logs) = step_logged(&mut h, Input::Timer, S(11));
+    let (acts, logs) = h.step_logged(Input::Timer, S(11));
     assert_eq!(acts, [Action::SignalChild(0, 9)]);
     assert!(
         logs.iter().any(|l| l.contains("SIGKILL now")),
@@ -75,7 +58,7 @@ fn a_late_loss_logs_the_grace_it_really_gives() {
     let mut h = Harness::new(cfg(2));
     h.holder(20);
     // Woken at 8.5s: SIGKILL at the lease's end, 1.5s later, not 3s.
-    let (acts, logs) = step_logged(&mut h, Input::Timer, MS(8500));
+    let (acts, logs) = h.step_logged(Input::Timer, MS(8500));
     assert_eq!(acts, [Action::SignalChild(0, 15)]);
     assert!(
         logs.iter().any(|l| l.contains("SIGTERM, SIGKILL in 1.5s")),

@@ -44,7 +44,7 @@ struct World {
 impl World {
     /// The input for one letter, or None when it does not apply now.
     fn input(&mut self, letter: u8, p: u8, h: &Harness) -> Option<Input> {
-        let max = h.max;
+        let max = h.m.part.max;
         let bits = |b: u8| -> Vec<(u32, i64, i64)> {
             (0..max)
                 .filter(|i| b >> i & 1 == 1)
