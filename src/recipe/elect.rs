@@ -3,11 +3,7 @@
 //! lead when no older candidate is left. The lifecycle around it (the
 //! child, losses, signals, resign) is `hold.rs`.
 
-use std::ffi::OsString;
-use std::time::Duration;
-
 use super::hold::{Acquire, Common, Hold, Report, Retry, Won};
-use crate::cli::Wait;
 use crate::core::fence::Gone;
 use crate::core::{Action, Input, Level, Tag};
 use crate::etcd::{
@@ -25,20 +21,8 @@ const OFFICE: Tag = 2;
 /// Everything the machine needs to know, fixed for its life.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub name: String,
+    pub hold: Common,
     pub schema: Schema,
-    pub ttl: Duration,
-    pub kill_after: Duration,
-    pub wait: Wait,
-    pub restart: bool,
-    pub argv: Vec<OsString>,
-    pub host: String,
-    /// The wrapper's pid, for the holder record.
-    pub pid: u32,
-    /// Unix milliseconds minus BOOTTIME milliseconds at start, so that the
-    /// holder's `since` needs no clock read.
-    pub wall_offset_ms: i64,
-    pub seed: u64,
 }
 
 /// The elect recipe.
@@ -47,28 +31,17 @@ pub type Elect = Hold<Office>;
 impl Hold<Office> {
     pub fn new(cfg: Config) -> Elect {
         let office = Office {
-            name: cfg.name.clone(),
-            schema: cfg.schema.clone(),
+            name: cfg.hold.name.clone(),
+            schema: cfg.schema,
             state: State::Idle,
             leader: false,
             key: String::new(),
+            lease: 0,
             rev: 0,
             ahead: None,
             pred: None,
         };
-        let common = Common {
-            name: cfg.name,
-            ttl: cfg.ttl,
-            kill_after: cfg.kill_after,
-            wait: cfg.wait,
-            restart: cfg.restart,
-            argv: cfg.argv,
-            host: cfg.host,
-            pid: cfg.pid,
-            wall_offset_ms: cfg.wall_offset_ms,
-            seed: cfg.seed,
-        };
-        Hold::with(common, office)
+        Hold::with(cfg.hold, office)
     }
 }
 
@@ -94,6 +67,7 @@ pub struct Office {
     state: State,
     leader: bool,
     key: String,
+    lease: i64,
     rev: i64,
     /// The number ahead last logged.
     ahead: Option<usize>,
@@ -163,6 +137,7 @@ impl Acquire for Office {
     type Retry = Reread;
 
     fn join(&mut self, lease: i64, record: String, out: &mut Vec<Action>) {
+        self.lease = lease;
         self.key = self.schema.elect_key(&self.name, lease);
         self.state = State::ExpectCampaign;
         out.push(Action::Txn(CAMPAIGN, self.campaign_txn(lease, record)));
@@ -195,7 +170,7 @@ impl Acquire for Office {
         self.read(out);
     }
 
-    fn retry(&mut self, _: Reread, _lease: i64, out: &mut Vec<Action>) {
+    fn retry(&mut self, _: Reread, out: &mut Vec<Action>) {
         self.state = State::ExpectOffice;
         self.read(out);
     }
@@ -217,12 +192,7 @@ impl Acquire for Office {
         self.state = State::ExpectTurn;
     }
 
-    fn answer(
-        &mut self,
-        input: Input,
-        _lease: i64,
-        out: &mut Vec<Action>,
-    ) -> Option<Report<Reread>> {
+    fn answer(&mut self, input: Input, out: &mut Vec<Action>) -> Option<Report<Reread>> {
         match input {
             Input::Txn(CAMPAIGN, r) if self.state == State::ExpectCampaign => match r {
                 Ok(t) => {
@@ -263,7 +233,6 @@ impl Acquire for Office {
         tag: Tag,
         _revision: i64,
         events: &[Event],
-        _lease: i64,
         out: &mut Vec<Action>,
     ) -> Option<Report<Reread>> {
         let at = events

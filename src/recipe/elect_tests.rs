@@ -1,12 +1,15 @@
 //! The elect machine driven by hand-written event sequences on a virtual
 //! clock. Log actions are filtered out: the assertions are on what is done.
 
+use super::super::harness::common;
 use super::*;
+use crate::cli::Wait;
 use crate::core::ChildStatus;
 use crate::core::Machine;
 use crate::etcd::{Event, KeepAliveAnswer, KeyValue, Lease, OpResult, TxnResult, WatchEvent};
 use crate::keys::lease_hex;
 use crate::record::Holder;
+use std::time::Duration;
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -17,17 +20,8 @@ const L4: i64 = 0x694d_0004;
 
 fn cfg() -> Config {
     Config {
-        name: "office".into(),
+        hold: common("office", &["svc", "--port=1"]),
         schema: Schema::new("/conch"),
-        ttl: S(10),
-        kill_after: S(3),
-        wait: Wait::Forever,
-        restart: false,
-        argv: vec!["svc".into(), "--port=1".into()],
-        host: "h1".into(),
-        pid: 42,
-        wall_offset_ms: 1_700_000_000_000,
-        seed: 7,
     }
 }
 
@@ -181,7 +175,7 @@ fn single_candidate_runs_the_child_and_exits_with_its_status() {
     let Some(Action::Spawn(0, spec)) = acts.last() else {
         panic!("{acts:?}");
     };
-    assert_eq!(spec.argv, cfg().argv);
+    assert_eq!(spec.argv, cfg().hold.argv);
     let env = [
         ("CONCH_NAME", "office".to_string()),
         ("CONCH_KEY", key(L1)),
@@ -399,7 +393,10 @@ fn sigterm_while_waiting_withdraws_and_exits_143() {
 #[test]
 fn sigterm_while_holding_is_forwarded_then_sigkill_after_kill_after() {
     let mut h = Harness::new(Config {
-        ttl: S(60),
+        hold: Common {
+            ttl: S(60),
+            ..cfg().hold
+        },
         ..cfg()
     });
     h.leader(L1, 5);
@@ -424,7 +421,10 @@ fn sigterm_while_holding_exits_with_the_childs_status() {
         (ChildStatus::Exited(0), 0),
     ] {
         let mut h = Harness::new(Config {
-            ttl: S(60),
+            hold: Common {
+                ttl: S(60),
+                ..cfg().hold
+            },
             ..cfg()
         });
         h.leader(L1, 5);
@@ -441,7 +441,10 @@ fn sigterm_while_holding_exits_with_the_childs_status() {
 #[test]
 fn sigusr1_is_forwarded_while_holding_and_ignored_while_waiting() {
     let mut h = Harness::new(Config {
-        ttl: S(60),
+        hold: Common {
+            ttl: S(60),
+            ..cfg().hold
+        },
         ..cfg()
     });
     h.leader(L1, 5);
@@ -460,7 +463,10 @@ fn sigusr1_is_forwarded_while_holding_and_ignored_while_waiting() {
 #[test]
 fn nonblock_while_held_withdraws_and_exits_75_without_waiting() {
     let mut h = Harness::new(Config {
-        wait: Wait::Nonblock,
+        hold: Common {
+            wait: Wait::Nonblock,
+            ..cfg().hold
+        },
         ..cfg()
     });
     let acts = h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));
@@ -472,7 +478,10 @@ fn nonblock_while_held_withdraws_and_exits_75_without_waiting() {
 #[test]
 fn timeout_while_held_withdraws_and_exits_75() {
     let mut h = Harness::new(Config {
-        wait: Wait::Timeout(S(1)),
+        hold: Common {
+            wait: Wait::Timeout(S(1)),
+            ..cfg().hold
+        },
         ..cfg()
     });
     h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));

@@ -56,7 +56,10 @@ fn a_signal_past_the_lease_deadline_says_sigkill_now() {
 #[test]
 fn timeout_while_the_campaign_is_retried_withdraws_and_exits_75() {
     let mut h = Harness::new(Config {
-        wait: Wait::Timeout(S(1)),
+        hold: Common {
+            wait: Wait::Timeout(S(1)),
+            ..cfg().hold
+        },
         ..cfg()
     });
     assert_eq!(h.step(Input::Start, S(0)), [Action::Grant { ttl: 10 }]);

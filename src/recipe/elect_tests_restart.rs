@@ -80,8 +80,11 @@ fn a_watch_error_while_holding_reconnects_and_rechecks_the_hold() {
 /// A long TTL keeps the keep-alive schedule out of the backoff's way.
 fn restart_cfg() -> Config {
     Config {
-        restart: true,
-        ttl: S(120),
+        hold: Common {
+            restart: true,
+            ttl: S(120),
+            ..cfg().hold
+        },
         ..cfg()
     }
 }
@@ -155,7 +158,10 @@ fn spawn_failure_without_restart_resigns_and_exits_127() {
 #[test]
 fn ttl_zero_while_waiting_under_restart_revokes_then_campaigns_again() {
     let mut h = Harness::new(Config {
-        restart: true,
+        hold: Common {
+            restart: true,
+            ..cfg().hold
+        },
         ..cfg()
     });
     h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));
@@ -169,7 +175,10 @@ fn ttl_zero_while_waiting_under_restart_revokes_then_campaigns_again() {
 #[test]
 fn restart_after_a_revoked_lease_campaigns_again_with_a_larger_rev() {
     let mut h = Harness::new(Config {
-        restart: true,
+        hold: Common {
+            restart: true,
+            ..cfg().hold
+        },
         ..cfg()
     });
     h.leader(L1, 5);
@@ -195,7 +204,10 @@ fn restart_after_a_revoked_lease_campaigns_again_with_a_larger_rev() {
 #[test]
 fn a_signal_during_the_revoke_after_a_loss_ends_a_restart_wrapper() {
     let mut h = Harness::new(Config {
-        restart: true,
+        hold: Common {
+            restart: true,
+            ..cfg().hold
+        },
         ..cfg()
     });
     h.leader(L1, 5);
@@ -212,8 +224,11 @@ fn a_signal_during_the_revoke_after_a_loss_ends_a_restart_wrapper() {
 #[test]
 fn a_timeout_does_not_end_a_restart_wrapper_once_it_has_led() {
     let mut h = Harness::new(Config {
-        restart: true,
-        wait: Wait::Timeout(S(1)),
+        hold: Common {
+            restart: true,
+            wait: Wait::Timeout(S(1)),
+            ..cfg().hold
+        },
         ..cfg()
     });
     h.leader(L1, 5);
@@ -229,7 +244,10 @@ fn a_timeout_does_not_end_a_restart_wrapper_once_it_has_led() {
 #[test]
 fn a_loss_while_the_tree_drains_under_restart_campaigns_again() {
     let mut h = Harness::new(Config {
-        restart: true,
+        hold: Common {
+            restart: true,
+            ..cfg().hold
+        },
         ..cfg()
     });
     h.leader(L1, 5);
@@ -364,7 +382,13 @@ impl World {
 }
 
 fn run(restart: bool, letters: Vec<(u8, u8)>) -> bool {
-    let mut m = Elect::new(Config { restart, ..cfg() });
+    let mut m = Elect::new(Config {
+        hold: Common {
+            restart,
+            ..cfg().hold
+        },
+        ..cfg()
+    });
     let mut w = World::default();
     if w.saw(&m.step(Input::Start, w.now)) {
         return true;
@@ -415,7 +439,10 @@ fn a_failover_before_the_campaign_landed_campaigns_again_rather_than_rereading()
 #[test]
 fn an_unanswered_revoke_is_retried_before_campaigning_again() {
     let mut h = Harness::new(Config {
-        restart: true,
+        hold: Common {
+            restart: true,
+            ..cfg().hold
+        },
         ..cfg()
     });
     h.leader(L1, 5);

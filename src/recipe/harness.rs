@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use super::hold::Common;
+use crate::cli::Wait;
 use crate::core::{Action, Input, Machine};
 
 pub struct Harness<M> {
@@ -60,5 +62,22 @@ impl<M: Machine> Harness<M> {
             acts.extend(self.timer(at));
         }
         acts
+    }
+}
+
+/// A hold's settings for tests: a 10 s lease, 3 s kill-after, no limit
+/// on the wait, no `--restart`.
+pub fn common(name: &str, argv: &[&str]) -> Common {
+    Common {
+        name: name.into(),
+        ttl: Duration::from_secs(10),
+        kill_after: Duration::from_secs(3),
+        wait: Wait::Forever,
+        restart: false,
+        argv: argv.iter().map(|a| a.into()).collect(),
+        host: "h1".into(),
+        pid: 42,
+        wall_offset_ms: 1_700_000_000_000,
+        seed: 7,
     }
 }

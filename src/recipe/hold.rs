@@ -277,8 +277,7 @@ impl<A: Acquire> Hold<A> {
                 if !events.iter().any(|e| e.kind == EventKind::Delete) {
                     return;
                 }
-                let lease = self.lease();
-                if let Some(r) = self.part.deleted(tag, revision, &events, lease, out) {
+                if let Some(r) = self.part.deleted(tag, revision, &events, out) {
                     self.on_report(r, now, out);
                 }
             }
@@ -304,8 +303,7 @@ impl<A: Acquire> Hold<A> {
         ) {
             return;
         }
-        let lease = self.lease();
-        if let Some(r) = self.part.answer(input, lease, out) {
+        if let Some(r) = self.part.answer(input, out) {
             self.on_report(r, now, out);
         }
     }
@@ -342,8 +340,7 @@ impl<A: Acquire> Hold<A> {
                 }
                 Retry::Part(what) => {
                     self.life = Life::Acquiring;
-                    let lease = self.lease();
-                    self.part.retry(what, lease, out);
+                    self.part.retry(what, out);
                 }
             },
             _ => {}

@@ -83,23 +83,17 @@ pub trait Acquire {
     fn unwatch(&self, out: &mut Vec<Action>);
     /// Reads again after a failover or a compaction.
     fn resync(&mut self, out: &mut Vec<Action>);
-    fn retry(&mut self, what: Self::Retry, lease: i64, out: &mut Vec<Action>);
+    fn retry(&mut self, what: Self::Retry, out: &mut Vec<Action>);
     /// After [`Report::Ahead`] when the wrapper waits: watch for the turn.
     fn wait_turn(&mut self, out: &mut Vec<Action>);
     /// A request's answer (`Input::Txn` or `Input::Range`).
-    fn answer(
-        &mut self,
-        input: Input,
-        lease: i64,
-        out: &mut Vec<Action>,
-    ) -> Option<Report<Self::Retry>>;
+    fn answer(&mut self, input: Input, out: &mut Vec<Action>) -> Option<Report<Self::Retry>>;
     /// Deletions seen on the watch `tag`.
     fn deleted(
         &mut self,
         tag: Tag,
         revision: i64,
         events: &[Event],
-        lease: i64,
         out: &mut Vec<Action>,
     ) -> Option<Report<Self::Retry>>;
 }

@@ -4,12 +4,9 @@
 //! it (the child, losses, signals, resign) is `hold.rs`.
 
 use std::collections::BTreeSet;
-use std::ffi::OsString;
-use std::time::Duration;
 
 use super::hold::{Acquire, Common, Hold, Report, Retry, Won};
 use super::queue::{lowest_free, Queue};
-use crate::cli::Wait;
 use crate::core::fence::Gone;
 use crate::core::{Action, Input, Level, Tag};
 use crate::etcd::{
@@ -27,18 +24,12 @@ const JOIN: Tag = 1;
 const CLAIM: Tag = 2;
 const REREAD: Tag = 3;
 
+/// `hold.restart` does not apply: a slot is not campaigned for again.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub name: String,
+    pub hold: Common,
     pub schema: Schema,
     pub max: u32,
-    pub ttl: Duration,
-    pub kill_after: Duration,
-    pub wait: Wait,
-    pub argv: Vec<OsString>,
-    pub host: String,
-    pub pid: u32,
-    pub wall_offset_ms: i64,
 }
 
 /// The sema recipe.
@@ -47,12 +38,13 @@ pub type Sema = Hold<Slots>;
 impl Hold<Slots> {
     pub fn new(cfg: Config) -> Sema {
         let slots = Slots {
-            name: cfg.name.clone(),
-            schema: cfg.schema.clone(),
+            name: cfg.hold.name.clone(),
+            schema: cfg.schema,
             max: cfg.max,
             state: State::Idle,
             queue: None,
             key: String::new(),
+            lease: 0,
             own_rev: 0,
             slot: None,
             taken: BTreeSet::new(),
@@ -60,19 +52,7 @@ impl Hold<Slots> {
             shown_rank: None,
             pending: None,
         };
-        let common = Common {
-            name: cfg.name,
-            ttl: cfg.ttl,
-            kill_after: cfg.kill_after,
-            wait: cfg.wait,
-            restart: false,
-            argv: cfg.argv,
-            host: cfg.host,
-            pid: cfg.pid,
-            wall_offset_ms: cfg.wall_offset_ms,
-            seed: 0,
-        };
-        Hold::with(common, slots)
+        Hold::with(cfg.hold, slots)
     }
 }
 
@@ -107,6 +87,7 @@ pub struct Slots {
     state: State,
     queue: Option<Queue>,
     key: String,
+    lease: i64,
     own_rev: i64,
     slot: Option<(u32, i64)>,
     /// Slots known taken, from the last read.
@@ -155,7 +136,8 @@ impl Slots {
 
     /// The slot claim: only while our queue key lives, only if slot `i` is
     /// free; the else-branch reads slots and our key back.
-    fn claim(&mut self, lease: i64, out: &mut Vec<Action>) {
+    fn claim(&mut self, out: &mut Vec<Action>) {
+        let lease = self.lease;
         let Some(i) = lowest_free(&self.taken, self.max) else {
             self.state = State::ExpectFreeSlot;
             out.push(Action::Watch(
@@ -189,8 +171,8 @@ impl Slots {
     }
 
     /// Reads slots: ours (by lease) is adopted, the rest are taken.
-    fn learn_slots(&mut self, slots: &RangeResult, lease: i64) -> Option<(u32, i64)> {
-        let mine = lease_hex(lease);
+    fn learn_slots(&mut self, slots: &RangeResult) -> Option<(u32, i64)> {
+        let mine = lease_hex(self.lease);
         self.taken.clear();
         self.slots_rev = slots.revision;
         let mut adopted = None;
@@ -212,7 +194,6 @@ impl Slots {
         &mut self,
         t: &TxnResult,
         offset: usize,
-        lease: i64,
         out: &mut Vec<Action>,
     ) -> Option<Report<Again>> {
         let (Some(q), Some(slots)) = (t.range(offset), t.range(offset + 1)) else {
@@ -229,7 +210,7 @@ impl Slots {
                 .from_revision(q.revision + 1)
                 .deletes_only(),
         ));
-        let adopted = self.learn_slots(slots, lease);
+        let adopted = self.learn_slots(slots);
         if let Some((i, _)) = self.slot {
             if adopted.map(|a| a.0) != Some(i) {
                 return Some(Report::Gone(Gone(format!("slot {i} is no longer ours"))));
@@ -246,7 +227,7 @@ impl Slots {
             return Some(self.hold(i, rev, q.revision, out));
         }
         if holds {
-            self.claim(lease, out);
+            self.claim(out);
             return None;
         }
         self.pending = Some((q.revision, rank));
@@ -281,7 +262,6 @@ impl Slots {
     fn on_claim(
         &mut self,
         r: Result<TxnResult, Error>,
-        lease: i64,
         out: &mut Vec<Action>,
     ) -> Option<Report<Again>> {
         let t = match r {
@@ -304,17 +284,17 @@ impl Slots {
             return Some(Report::Gone(Gone("own queue key is gone".into())));
         }
         let slots = slots.clone();
-        match self.learn_slots(&slots, lease) {
+        match self.learn_slots(&slots) {
             Some((i, rev)) => Some(self.hold(i, rev, t.revision, out)),
             None => {
-                self.claim(lease, out);
+                self.claim(out);
                 None
             }
         }
     }
 
     /// A batch of deletions in the queue while we wait for our turn.
-    fn queue_moved(&mut self, gone: &[&[u8]], revision: i64, lease: i64, out: &mut Vec<Action>) {
+    fn queue_moved(&mut self, gone: &[&[u8]], revision: i64, out: &mut Vec<Action>) {
         let Some(q) = self.queue.as_mut() else { return };
         let mut moved = false;
         for k in gone {
@@ -324,7 +304,7 @@ impl Slots {
             out.push(Action::Unwatch(QUEUE));
             // Slots learned at join time may be stale: the claim's
             // else-branch corrects them.
-            self.claim(lease, out);
+            self.claim(out);
         } else if moved && self.shown_rank != Some(q.rank()) {
             self.shown_rank = Some(q.rank());
             out.push(Action::Log(
@@ -339,6 +319,7 @@ impl Acquire for Slots {
     type Retry = Again;
 
     fn join(&mut self, lease: i64, record: String, out: &mut Vec<Action>) {
+        self.lease = lease;
         self.key = self.schema.sema_queue_key(&self.name, self.max, lease);
         self.state = State::ExpectJoin;
         let mut success = vec![Op::put(self.key.clone(), record, lease)];
@@ -373,9 +354,9 @@ impl Acquire for Slots {
         self.reread(out);
     }
 
-    fn retry(&mut self, what: Again, lease: i64, out: &mut Vec<Action>) {
+    fn retry(&mut self, what: Again, out: &mut Vec<Action>) {
         match what {
-            Again::Claim => self.claim(lease, out),
+            Again::Claim => self.claim(out),
             Again::Reread => self.reread(out),
         }
     }
@@ -400,15 +381,15 @@ impl Acquire for Slots {
         ));
     }
 
-    fn answer(&mut self, input: Input, lease: i64, out: &mut Vec<Action>) -> Option<Report<Again>> {
+    fn answer(&mut self, input: Input, out: &mut Vec<Action>) -> Option<Report<Again>> {
         match input {
             Input::Txn(JOIN, r) if self.state == State::ExpectJoin => match r {
-                Ok(t) => self.on_read(&t, usize::from(t.succeeded), lease, out),
+                Ok(t) => self.on_read(&t, usize::from(t.succeeded), out),
                 Err(e) => Some(Report::Failed(e, Retry::Join)),
             },
             Input::Txn(REREAD, r) => match r {
                 Ok(t) if self.state == State::ExpectReread || self.slot.is_some() => {
-                    self.on_read(&t, 0, lease, out)
+                    self.on_read(&t, 0, out)
                 }
                 Ok(_) => None,
                 Err(e) if self.slot.is_none() => {
@@ -417,7 +398,7 @@ impl Acquire for Slots {
                 Err(e) => Some(Report::Broken(e)),
             },
             Input::Txn(CLAIM, r) if matches!(self.state, State::ExpectSlot { .. }) => {
-                self.on_claim(r, lease, out)
+                self.on_claim(r, out)
             }
             _ => None,
         }
@@ -428,7 +409,6 @@ impl Acquire for Slots {
         tag: Tag,
         revision: i64,
         events: &[Event],
-        lease: i64,
         out: &mut Vec<Action>,
     ) -> Option<Report<Again>> {
         let gone: Vec<&[u8]> = events
@@ -449,11 +429,9 @@ impl Acquire for Slots {
                     }
                 }
                 out.push(Action::Unwatch(SLOTS));
-                self.claim(lease, out);
+                self.claim(out);
             }
-            QUEUE if self.state == State::ExpectTurn => {
-                self.queue_moved(&gone, revision, lease, out)
-            }
+            QUEUE if self.state == State::ExpectTurn => self.queue_moved(&gone, revision, out),
             _ => {}
         }
         None

@@ -1,10 +1,13 @@
 //! The sema machine driven by hand-written event sequences on a virtual
 //! clock. Log actions are filtered out: the assertions are on what is done.
 
+use super::super::harness::common;
 use super::*;
+use crate::cli::Wait;
 use crate::core::ChildStatus;
 use crate::etcd::{Event, KeepAliveAnswer, KeyValue, Lease, OpResult, WatchEvent};
 use crate::record::Holder;
+use std::time::Duration;
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -17,16 +20,9 @@ const Z: i64 = 0x694d_00ff;
 
 fn cfg(max: u32) -> Config {
     Config {
-        name: "gpu".into(),
+        hold: common("gpu", &["train", "--epochs=1"]),
         schema: Schema::new("/conch"),
         max,
-        ttl: S(10),
-        kill_after: S(3),
-        wait: Wait::Forever,
-        argv: vec!["train".into(), "--epochs=1".into()],
-        host: "h1".into(),
-        pid: 42,
-        wall_offset_ms: 1_700_000_000_000,
     }
 }
 
@@ -288,7 +284,7 @@ fn uncontended_max_2_claims_slot_0_runs_the_child_and_exits_with_its_status() {
     let Some(Action::Spawn(0, spec)) = acts.last() else {
         panic!("{acts:?}");
     };
-    assert_eq!(spec.argv, cfg(2).argv);
+    assert_eq!(spec.argv, cfg(2).hold.argv);
     let env: Vec<(String, String)> = [
         ("CONCH_NAME", "gpu"),
         ("CONCH_KEY", skey),
@@ -430,7 +426,10 @@ fn several_deletions_in_one_batch_all_count() {
 #[test]
 fn nonblock_when_full_withdraws_and_exits_75_without_watching_the_queue() {
     let mut h = Harness::new(Config {
-        wait: Wait::Nonblock,
+        hold: Common {
+            wait: Wait::Nonblock,
+            ..cfg(1).hold
+        },
         ..cfg(1)
     });
     let acts = h.join(12, &[(A, 10), (ME, 11)], &[(0, A, 10)], MS(5));
@@ -443,7 +442,10 @@ fn nonblock_when_full_withdraws_and_exits_75_without_watching_the_queue() {
 #[test]
 fn timeout_when_full_withdraws_and_exits_75() {
     let mut h = Harness::new(Config {
-        wait: Wait::Timeout(S(1)),
+        hold: Common {
+            wait: Wait::Timeout(S(1)),
+            ..cfg(1).hold
+        },
         ..cfg(1)
     });
     h.join(12, &[(A, 10), (ME, 11)], &[(0, A, 10)], MS(5));

@@ -98,7 +98,10 @@ fn sigterm_while_holding_is_forwarded_and_exits_with_the_childs_status() {
         (ChildStatus::Exited(0), 0),
     ] {
         let mut h = Harness::new(Config {
-            ttl: S(60),
+            hold: Common {
+                ttl: S(60),
+                ..cfg(2).hold
+            },
             ..cfg(2)
         });
         h.holder(20);
@@ -116,7 +119,10 @@ fn sigterm_while_holding_is_forwarded_and_exits_with_the_childs_status() {
 #[test]
 fn sigusr1_is_forwarded_only_while_a_child_runs() {
     let mut h = Harness::new(Config {
-        ttl: S(60),
+        hold: Common {
+            ttl: S(60),
+            ..cfg(2).hold
+        },
         ..cfg(2)
     });
     h.holder(20);

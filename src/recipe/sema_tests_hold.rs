@@ -69,7 +69,10 @@ fn a_late_loss_logs_the_grace_it_really_gives() {
 #[test]
 fn timeout_while_every_slot_is_taken_withdraws_and_exits_75() {
     let mut h = Harness::new(Config {
-        wait: Wait::Timeout(S(1)),
+        hold: Common {
+            wait: Wait::Timeout(S(1)),
+            ..cfg(1).hold
+        },
         ..cfg(1)
     });
     // Rank 0, yet slot 0 is held by a stale holder (an overlap window).
@@ -84,7 +87,10 @@ fn timeout_while_every_slot_is_taken_withdraws_and_exits_75() {
 #[test]
 fn timeout_while_the_claim_is_retried_withdraws_and_exits_75() {
     let mut h = Harness::new(Config {
-        wait: Wait::Timeout(S(1)),
+        hold: Common {
+            wait: Wait::Timeout(S(1)),
+            ..cfg(1).hold
+        },
         ..cfg(1)
     });
     let acts = h.join(11, &[(ME, 10)], &[], MS(5));
@@ -99,7 +105,10 @@ fn timeout_while_the_claim_is_retried_withdraws_and_exits_75() {
 #[test]
 fn the_timeout_never_limits_the_run() {
     let mut h = Harness::new(Config {
-        wait: Wait::Timeout(S(1)),
+        hold: Common {
+            wait: Wait::Timeout(S(1)),
+            ..cfg(1).hold
+        },
         ..cfg(1)
     });
     h.holder(20);
