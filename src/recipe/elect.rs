@@ -3,12 +3,10 @@
 //! lead when no older candidate is left. The lifecycle around it (the
 //! child, losses, signals, resign) is `hold.rs`.
 
-use super::hold::{Acquire, Common, Hold, Report, Retry, Won};
+use super::hold::{Acquire, Common, Deletions, Hold, Report, Retry, Won};
 use crate::core::fence::Gone;
 use crate::core::{Action, Input, Level, Tag};
-use crate::etcd::{
-    Compare, Error, ErrorKind, Event, EventKind, Op, Range, RangeResult, Txn, WatchSpec,
-};
+use crate::etcd::{Compare, Error, ErrorKind, EventKind, Op, Range, RangeResult, Txn, WatchSpec};
 use crate::keys::Schema;
 
 /// Watch tags.
@@ -228,13 +226,8 @@ impl Acquire for Office {
         }
     }
 
-    fn deleted(
-        &mut self,
-        tag: Tag,
-        _revision: i64,
-        events: &[Event],
-        out: &mut Vec<Action>,
-    ) -> Option<Report<Reread>> {
+    fn deleted(&mut self, seen: Deletions<'_>, out: &mut Vec<Action>) -> Option<Report<Reread>> {
+        let Deletions { tag, events, .. } = seen;
         let at = events
             .iter()
             .find(|e| e.kind == EventKind::Delete)

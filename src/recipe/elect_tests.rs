@@ -272,39 +272,6 @@ fn own_key_delete_while_holding_stops_the_child_and_exits_70() {
 }
 
 #[test]
-fn ttl_zero_answer_while_holding_stops_the_child_and_exits_70() {
-    let mut h = Harness::new(cfg());
-    h.leader(L1, 5);
-    let sent = h.deadline().expect("keep-alive due");
-    assert_eq!(h.timer(sent), [Action::KeepAliveSend]);
-    assert_eq!(h.step(ka(sent, 0), S(3)), [Action::SignalChild(0, 15)]);
-    assert_eq!(h.deadline(), Some(S(6)));
-    let acts = h.step(Input::ChildExited(0, ChildStatus::Signaled(15)), S(4));
-    assert_eq!(
-        acts,
-        [Action::SignalChild(0, 15)],
-        "the rest of the tree too"
-    );
-    assert_eq!(h.timer(S(6)), [Action::SignalChild(0, 9)]);
-    assert_eq!(h.step(Input::ChildrenGone(0), S(6)), resign(L1));
-    assert_eq!(h.step(Input::Revoked(Ok(())), S(6)), [Action::Exit(70)]);
-}
-
-#[test]
-fn a_late_loss_cuts_the_grace_to_the_lease_deadline() {
-    let mut h = Harness::new(cfg());
-    h.leader(L1, 5);
-    // Asleep through the renewal and the stop point, woken before expiry.
-    assert_eq!(h.timer(MS(8500)), [Action::SignalChild(0, 15)]);
-    assert_eq!(
-        h.deadline(),
-        Some(S(10)),
-        "not 11.5s: the lease ends at 10s"
-    );
-    assert_eq!(h.timer(S(10)), [Action::SignalChild(0, 9)]);
-}
-
-#[test]
 fn keep_alive_silence_begins_the_stop_at_deadline_minus_kill_after() {
     let mut h = Harness::new(cfg());
     h.leader(L1, 5);
@@ -383,84 +350,6 @@ fn a_late_keep_alive_answer_never_cancels_a_stop_that_has_begun() {
 }
 
 #[test]
-fn sigterm_while_waiting_withdraws_and_exits_143() {
-    let mut h = Harness::new(cfg());
-    h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));
-    assert_eq!(h.step(Input::Signal(15), S(1)), resign(L2));
-    assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(143)]);
-}
-
-#[test]
-fn sigterm_while_holding_is_forwarded_then_sigkill_after_kill_after() {
-    let mut h = Harness::new(Config {
-        hold: Common {
-            ttl: S(60),
-            ..cfg().hold
-        },
-        ..cfg()
-    });
-    h.leader(L1, 5);
-    assert_eq!(
-        h.step(Input::Signal(15), S(1)),
-        [Action::SignalChild(0, 15)]
-    );
-    assert_eq!(h.deadline(), Some(S(4)));
-    assert!(h.timer(MS(3999)).is_empty());
-    assert_eq!(h.timer(S(4)), [Action::SignalChild(0, 9)]);
-    assert!(h
-        .step(Input::ChildExited(0, ChildStatus::Signaled(9)), S(4))
-        .is_empty());
-    assert_eq!(h.step(Input::ChildrenGone(0), S(4)), resign(L1));
-    assert_eq!(h.step(Input::Revoked(Ok(())), S(4)), [Action::Exit(137)]);
-}
-
-#[test]
-fn sigterm_while_holding_exits_with_the_childs_status() {
-    for (status, code) in [
-        (ChildStatus::Signaled(15), 143),
-        (ChildStatus::Exited(0), 0),
-    ] {
-        let mut h = Harness::new(Config {
-            hold: Common {
-                ttl: S(60),
-                ..cfg().hold
-            },
-            ..cfg()
-        });
-        h.leader(L1, 5);
-        assert_eq!(
-            h.step(Input::Signal(15), S(1)),
-            [Action::SignalChild(0, 15)]
-        );
-        h.step(Input::ChildExited(0, status), S(2));
-        assert_eq!(h.step(Input::ChildrenGone(0), S(2)), resign(L1));
-        assert_eq!(h.step(Input::Revoked(Ok(())), S(2)), [Action::Exit(code)]);
-    }
-}
-
-#[test]
-fn sigusr1_is_forwarded_while_holding_and_ignored_while_waiting() {
-    let mut h = Harness::new(Config {
-        hold: Common {
-            ttl: S(60),
-            ..cfg().hold
-        },
-        ..cfg()
-    });
-    h.leader(L1, 5);
-    assert_eq!(
-        h.step(Input::Signal(10), S(1)),
-        [Action::SignalChild(0, 10)]
-    );
-    assert_eq!(h.deadline(), Some(S(19)), "only the next keep-alive");
-
-    let mut h = Harness::new(cfg());
-    h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));
-    assert!(h.step(Input::Signal(10), S(1)).is_empty());
-    assert_eq!(h.deadline(), Some(S(7) / 3));
-}
-
-#[test]
 fn nonblock_while_held_withdraws_and_exits_75_without_waiting() {
     let mut h = Harness::new(Config {
         hold: Common {
@@ -491,7 +380,5 @@ fn timeout_while_held_withdraws_and_exits_75() {
     assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(75)]);
 }
 
-#[path = "elect_tests_hold.rs"]
-mod hold;
 #[path = "elect_tests_restart.rs"]
 mod restart;

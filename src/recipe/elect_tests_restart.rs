@@ -147,15 +147,6 @@ fn spawn_failure_under_restart_is_retried_with_the_same_backoff() {
 }
 
 #[test]
-fn spawn_failure_without_restart_resigns_and_exits_127() {
-    let mut h = Harness::new(cfg());
-    h.campaign(L1, &[(L1, 5)], S(0));
-    let acts = h.step(Input::SpawnFailed(0, 127, "svc: not found".into()), MS(5));
-    assert_eq!(acts, resign(L1));
-    assert_eq!(h.step(Input::Revoked(Ok(())), MS(10)), [Action::Exit(127)]);
-}
-
-#[test]
 fn ttl_zero_while_waiting_under_restart_revokes_then_campaigns_again() {
     let mut h = Harness::new(Config {
         hold: Common {

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-pub use super::hold_part::{Acquire, Common, Report, Retry, Won};
+pub use super::hold_part::{Acquire, Common, Deletions, Report, Retry, Won};
 use super::hold_run::Run;
 use crate::cli::Wait;
 use crate::core::backoff::Backoff;
@@ -277,7 +277,12 @@ impl<A: Acquire> Hold<A> {
                 if !events.iter().any(|e| e.kind == EventKind::Delete) {
                     return;
                 }
-                if let Some(r) = self.part.deleted(tag, revision, &events, out) {
+                let seen = Deletions {
+                    tag,
+                    revision,
+                    events: &events,
+                };
+                if let Some(r) = self.part.deleted(seen, out) {
                     self.on_report(r, now, out);
                 }
             }

@@ -68,6 +68,15 @@ pub enum Report<R> {
     Broken(Error),
 }
 
+/// One watch answer with at least one deletion in it.
+#[derive(Debug, Clone, Copy)]
+pub struct Deletions<'a> {
+    pub tag: Tag,
+    /// The watch answer's revision.
+    pub revision: i64,
+    pub events: &'a [Event],
+}
+
 /// How a hold is acquired: the keys of one recipe and nothing else.
 pub trait Acquire {
     type Retry: Copy + Eq + std::fmt::Debug;
@@ -88,12 +97,10 @@ pub trait Acquire {
     fn wait_turn(&mut self, out: &mut Vec<Action>);
     /// A request's answer (`Input::Txn` or `Input::Range`).
     fn answer(&mut self, input: Input, out: &mut Vec<Action>) -> Option<Report<Self::Retry>>;
-    /// Deletions seen on the watch `tag`.
+    /// Deletions seen on one of the part's watches.
     fn deleted(
         &mut self,
-        tag: Tag,
-        revision: i64,
-        events: &[Event],
+        seen: Deletions<'_>,
         out: &mut Vec<Action>,
     ) -> Option<Report<Self::Retry>>;
 }

@@ -5,13 +5,13 @@
 
 use std::collections::BTreeSet;
 
-use super::hold::{Acquire, Common, Hold, Report, Retry, Won};
+use super::hold::{Acquire, Common, Deletions, Hold, Report, Retry, Won};
 use super::queue::{lowest_free, Queue};
 use crate::core::fence::Gone;
 use crate::core::{Action, Input, Level, Tag};
 use crate::etcd::{
-    CmpOp, Compare, Error, ErrorKind, Event, EventKind, Op, Range, RangeResult, Target, Txn,
-    TxnResult, WatchSpec,
+    CmpOp, Compare, Error, ErrorKind, EventKind, Op, Range, RangeResult, Target, Txn, TxnResult,
+    WatchSpec,
 };
 use crate::keys::{lease_hex, Schema};
 
@@ -404,13 +404,12 @@ impl Acquire for Slots {
         }
     }
 
-    fn deleted(
-        &mut self,
-        tag: Tag,
-        revision: i64,
-        events: &[Event],
-        out: &mut Vec<Action>,
-    ) -> Option<Report<Again>> {
+    fn deleted(&mut self, seen: Deletions<'_>, out: &mut Vec<Action>) -> Option<Report<Again>> {
+        let Deletions {
+            tag,
+            revision,
+            events,
+        } = seen;
         let gone: Vec<&[u8]> = events
             .iter()
             .filter(|e| e.kind == EventKind::Delete)

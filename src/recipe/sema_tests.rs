@@ -458,7 +458,41 @@ fn timeout_when_full_withdraws_and_exits_75() {
 
 #[path = "sema_tests_faults.rs"]
 mod faults;
-#[path = "sema_tests_hold.rs"]
-mod hold;
 #[path = "sema_tests_prop.rs"]
 mod prop;
+
+#[test]
+fn timeout_while_every_slot_is_taken_withdraws_and_exits_75() {
+    let mut h = Harness::new(Config {
+        hold: Common {
+            wait: Wait::Timeout(S(1)),
+            ..cfg(1).hold
+        },
+        ..cfg(1)
+    });
+    // Rank 0, yet slot 0 is held by a stale holder (an overlap window).
+    let acts = h.join(12, &[(ME, 10)], &[(0, A, 3)], MS(5));
+    assert!(acts.iter().any(|a| matches!(a, Action::Watch(SLOTS, _))));
+    assert_eq!(h.deadline(), Some(S(1)), "the timeout still applies");
+    assert!(h.timer(MS(999)).is_empty());
+    assert_eq!(h.timer(S(1)), resign(ME));
+    assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(75)]);
+}
+
+#[test]
+fn timeout_while_the_claim_is_retried_withdraws_and_exits_75() {
+    let mut h = Harness::new(Config {
+        hold: Common {
+            wait: Wait::Timeout(S(1)),
+            ..cfg(1).hold
+        },
+        ..cfg(1)
+    });
+    let acts = h.join(11, &[(ME, 10)], &[], MS(5));
+    assert_eq!(acts[1], h.claim_txn(0, 10));
+    // etcd does not answer the claim; retries go on past the timeout.
+    let acts = h.step(Input::Txn(CLAIM, Err(unavailable())), MS(900));
+    assert!(acts.is_empty(), "{acts:?}");
+    assert_eq!(h.timer(S(1)), resign(ME));
+    assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(75)]);
+}

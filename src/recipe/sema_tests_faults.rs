@@ -11,25 +11,6 @@ fn waiter(cfg: Config) -> Harness {
 }
 
 #[test]
-fn ttl_zero_answer_while_holding_stops_the_child_and_exits_70() {
-    let mut h = Harness::new(cfg(2));
-    h.holder(20);
-    let sent = h.deadline().expect("keep-alive due");
-    assert_eq!(h.timer(sent), [Action::KeepAliveSend]);
-    assert_eq!(h.step(ka(sent, 0), S(3)), [Action::SignalChild(0, 15)]);
-    assert_eq!(h.deadline(), Some(S(6)), "SIGKILL after kill_after");
-    let acts = h.step(Input::ChildExited(0, ChildStatus::Signaled(15)), S(4));
-    assert_eq!(
-        acts,
-        [Action::SignalChild(0, 15)],
-        "the rest of the tree too"
-    );
-    assert_eq!(h.timer(S(6)), [Action::SignalChild(0, 9)]);
-    assert_eq!(h.step(Input::ChildrenGone(0), S(6)), resign(ME));
-    assert_eq!(h.step(Input::Revoked(Ok(())), S(6)), [Action::Exit(70)]);
-}
-
-#[test]
 fn own_queue_or_slot_key_deleted_while_holding_stops_the_child_and_exits_70() {
     for (tag, which) in [(OWN, "queue"), (SLOTS, "slot")] {
         let mut h = Harness::new(cfg(2));
@@ -46,97 +27,6 @@ fn own_queue_or_slot_key_deleted_while_holding_stops_the_child_and_exits_70() {
         assert_eq!(h.step(Input::ChildrenGone(0), S(4)), resign(ME));
         assert_eq!(h.step(Input::Revoked(Ok(())), S(4)), [Action::Exit(70)]);
     }
-}
-
-#[test]
-fn a_late_loss_never_lets_the_grace_run_past_the_lease_deadline() {
-    let mut h = Harness::new(cfg(2));
-    h.holder(20);
-    // Asleep through the renewal and the stop point, woken before expiry.
-    assert_eq!(h.timer(MS(8500)), [Action::SignalChild(0, 15)]);
-    assert_eq!(
-        h.deadline(),
-        Some(S(10)),
-        "not 11.5s: the lease ends at 10s"
-    );
-    assert_eq!(h.timer(S(10)), [Action::SignalChild(0, 9)]);
-    // Woken past the lease deadline: SIGKILL at once.
-    let mut h = Harness::new(cfg(2));
-    h.holder(20);
-    assert_eq!(h.timer(S(11)), [Action::SignalChild(0, 9)]);
-}
-
-#[test]
-fn a_loss_while_waiting_withdraws_and_exits_70() {
-    for case in 0..3 {
-        let mut h = waiter(cfg(1));
-        let acts = match case {
-            0 => {
-                let sent = h.deadline().expect("keep-alive due");
-                assert_eq!(h.timer(sent), [Action::KeepAliveSend]);
-                h.step(ka(sent, 0), S(3))
-            }
-            1 => h.step(deletes(OWN, &[h.qkey(ME)], 20), S(3)),
-            _ => h.timer(S(7)),
-        };
-        assert_eq!(acts, resign(ME), "case {case}");
-        assert_eq!(h.step(Input::Revoked(Ok(())), S(7)), [Action::Exit(70)]);
-    }
-}
-
-#[test]
-fn sigterm_while_waiting_withdraws_and_exits_143() {
-    let mut h = waiter(cfg(1));
-    assert_eq!(h.step(Input::Signal(15), S(1)), resign(ME));
-    assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(143)]);
-}
-
-#[test]
-fn sigterm_while_holding_is_forwarded_and_exits_with_the_childs_status() {
-    for (status, code) in [
-        (ChildStatus::Signaled(15), 143),
-        (ChildStatus::Exited(0), 0),
-    ] {
-        let mut h = Harness::new(Config {
-            hold: Common {
-                ttl: S(60),
-                ..cfg(2).hold
-            },
-            ..cfg(2)
-        });
-        h.holder(20);
-        assert_eq!(
-            h.step(Input::Signal(15), S(1)),
-            [Action::SignalChild(0, 15)]
-        );
-        assert_eq!(h.deadline(), Some(S(4)), "SIGKILL after kill_after");
-        h.step(Input::ChildExited(0, status), S(2));
-        assert_eq!(h.step(Input::ChildrenGone(0), S(2)), resign(ME));
-        assert_eq!(h.step(Input::Revoked(Ok(())), S(2)), [Action::Exit(code)]);
-    }
-}
-
-#[test]
-fn sigusr1_is_forwarded_only_while_a_child_runs() {
-    let mut h = Harness::new(Config {
-        hold: Common {
-            ttl: S(60),
-            ..cfg(2).hold
-        },
-        ..cfg(2)
-    });
-    h.holder(20);
-    assert_eq!(
-        h.step(Input::Signal(10), S(1)),
-        [Action::SignalChild(0, 10)]
-    );
-    assert_eq!(h.deadline(), Some(S(19)), "only the next keep-alive");
-    h.step(Input::ChildExited(0, ChildStatus::Exited(0)), S(2));
-    assert!(h.step(Input::Signal(10), S(2)).is_empty(), "child gone");
-
-    let mut h = waiter(cfg(1));
-    assert!(h.step(Input::Signal(10), S(1)).is_empty());
-    assert_eq!(h.deadline(), Some(S(7) / 3));
 }
 
 #[test]
@@ -305,15 +195,4 @@ fn a_reread_after_failover_that_shows_the_slot_taken_over_is_a_loss() {
     };
     let acts = h.step(Input::Txn(REREAD, Ok(answer)), S(2));
     assert_eq!(acts.last(), Some(&Action::SignalChild(0, 15)));
-}
-
-#[test]
-fn spawn_failure_127_revokes_and_exits_127() {
-    let mut h = Harness::new(cfg(2));
-    h.join(11, &[(ME, 10)], &[], S(0));
-    let acts = h.step(claimed(20), S(0));
-    assert_eq!(var(&acts, "CONCH_SLOT"), "0");
-    let failed = Input::SpawnFailed(0, 127, "train: not found".into());
-    assert_eq!(h.step(failed, S(0)), resign(ME));
-    assert_eq!(h.step(Input::Revoked(Ok(())), S(0)), [Action::Exit(127)]);
 }
