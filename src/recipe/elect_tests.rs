@@ -1,13 +1,13 @@
 //! The elect machine driven by hand-written event sequences on a virtual
 //! clock. Log actions are filtered out: the assertions are on what is done.
 
-use super::super::harness::common;
 use super::*;
 use crate::cli::Wait;
 use crate::core::ChildStatus;
 use crate::core::Machine;
 use crate::etcd::{Event, KeepAliveAnswer, KeyValue, Lease, OpResult, TxnResult, WatchEvent};
 use crate::keys::lease_hex;
+use crate::recipe::harness::common;
 use crate::record::Holder;
 use std::time::Duration;
 
@@ -23,6 +23,12 @@ fn cfg() -> Config {
         hold: common("office", &["svc", "--port=1"]),
         schema: Schema::new("/conch"),
     }
+}
+
+/// `cfg` with the hold's settings changed by `f`.
+fn with(mut cfg: Config, f: impl FnOnce(&mut Common)) -> Config {
+    f(&mut cfg.hold);
+    cfg
 }
 
 fn key(lease: i64) -> String {
@@ -118,7 +124,7 @@ fn resign(lease: i64) -> Vec<Action> {
     ]
 }
 
-type Harness = super::super::harness::Harness<Elect>;
+type Harness = crate::recipe::harness::Harness<Elect>;
 
 impl Harness {
     fn new(cfg: Config) -> Harness {
@@ -351,13 +357,7 @@ fn a_late_keep_alive_answer_never_cancels_a_stop_that_has_begun() {
 
 #[test]
 fn nonblock_while_held_withdraws_and_exits_75_without_waiting() {
-    let mut h = Harness::new(Config {
-        hold: Common {
-            wait: Wait::Nonblock,
-            ..cfg().hold
-        },
-        ..cfg()
-    });
+    let mut h = Harness::new(with(cfg(), |c| c.wait = Wait::Nonblock));
     let acts = h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));
     assert!(!acts.iter().any(|a| matches!(a, Action::Watch(PRED, _))));
     assert_eq!(acts[acts.len() - 4..], resign(L2));
@@ -366,13 +366,7 @@ fn nonblock_while_held_withdraws_and_exits_75_without_waiting() {
 
 #[test]
 fn timeout_while_held_withdraws_and_exits_75() {
-    let mut h = Harness::new(Config {
-        hold: Common {
-            wait: Wait::Timeout(S(1)),
-            ..cfg().hold
-        },
-        ..cfg()
-    });
+    let mut h = Harness::new(with(cfg(), |c| c.wait = Wait::Timeout(S(1))));
     h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));
     assert_eq!(h.deadline(), Some(S(1)), "the timeout comes first");
     assert!(h.timer(MS(999)).is_empty());

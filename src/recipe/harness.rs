@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::hold::Common;
 use crate::cli::Wait;
-use crate::core::{Action, Input, Machine};
+use crate::core::{Action, Input, Machine, Tag};
+use crate::etcd::{Error, ErrorKind, Lease, Op, Txn};
 
 pub struct Harness<M> {
     pub m: M,
@@ -53,6 +54,38 @@ impl<M: Machine> Harness<M> {
         self.m.deadline()
     }
 
+    /// Starts under `lease`, leaves the create request (`tag`) unanswered
+    /// once, and checks that the retry 250 ms later is the same create.
+    pub fn create_retried(&mut self, tag: Tag, lease: i64) {
+        self.step(Input::Start, self.now);
+        let acts = self.step(Input::Granted(Ok(Lease { id: lease, ttl: 10 })), self.now);
+        let Action::Txn(t, first) = &acts[1] else {
+            panic!("{acts:?}");
+        };
+        assert_eq!(*t, tag);
+        let err = Error::new(ErrorKind::Unavailable, "txn", "no leader");
+        let at = self.now + Duration::from_millis(100);
+        assert!(self.step(Input::Txn(tag, Err(err)), at).is_empty());
+        let retry_at = at + Duration::from_millis(250);
+        assert_eq!(self.deadline(), Some(retry_at));
+        assert!(self.timer(retry_at - Duration::from_millis(1)).is_empty());
+        let acts = self.timer(retry_at);
+        let [Action::Txn(t, again)] = &acts[..] else {
+            panic!("{acts:?}");
+        };
+        assert_eq!(*t, tag);
+        assert_eq!(
+            (&again.compare, &again.failure),
+            (&first.compare, &first.failure)
+        );
+        assert_eq!(again.success[1..], first.success[1..]);
+        assert_eq!(
+            put_of(first),
+            put_of(again),
+            "the same key under the same lease"
+        );
+    }
+
     /// Fires every timer the machine asks for up to `until`, nothing else
     /// happening: all it did, in order.
     pub fn drive_until_quiet(&mut self, until: Duration) -> Vec<Action> {
@@ -79,5 +112,25 @@ pub fn common(name: &str, argv: &[&str]) -> Common {
         pid: 42,
         wall_offset_ms: 1_700_000_000_000,
         seed: 7,
+    }
+}
+
+/// The key and lease of a create's put.
+fn put_of(t: &Txn) -> (&[u8], i64) {
+    match t.success.first() {
+        Some(Op::Put { key, lease, .. }) => (key.as_slice(), *lease),
+        other => panic!("no put first: {other:?}"),
+    }
+}
+
+/// For property worlds: the answer to an unconfirmed spawn, a failure one
+/// time in four, and what it means for the world's child.
+pub fn confirm_spawn(p: u8, running: &mut bool, open: &mut bool, tree: &mut bool) -> Input {
+    if p.is_multiple_of(4) {
+        (*open, *tree) = (false, false);
+        Input::SpawnFailed(0, 127, "not found".into())
+    } else {
+        *running = true;
+        Input::Spawned(0, 100)
     }
 }

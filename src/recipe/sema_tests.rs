@@ -1,11 +1,11 @@
 //! The sema machine driven by hand-written event sequences on a virtual
 //! clock. Log actions are filtered out: the assertions are on what is done.
 
-use super::super::harness::common;
 use super::*;
 use crate::cli::Wait;
 use crate::core::ChildStatus;
 use crate::etcd::{Event, KeepAliveAnswer, KeyValue, Lease, OpResult, WatchEvent};
+use crate::recipe::harness::common;
 use crate::record::Holder;
 use std::time::Duration;
 
@@ -24,6 +24,13 @@ fn cfg(max: u32) -> Config {
         schema: Schema::new("/conch"),
         max,
     }
+}
+
+/// The hold's settings of `cfg`, changed by `f`.
+fn with(cfg: Config, f: impl FnOnce(&mut Common)) -> Config {
+    let mut cfg = cfg;
+    f(&mut cfg.hold);
+    cfg
 }
 
 fn kv(key: String, value: Vec<u8>, create: i64, lease: i64) -> KeyValue {
@@ -114,7 +121,7 @@ fn no_txn(acts: &[Action]) -> bool {
     !acts.iter().any(|a| matches!(a, Action::Txn(..)))
 }
 
-type Harness = super::super::harness::Harness<Sema>;
+type Harness = crate::recipe::harness::Harness<Sema>;
 
 impl Harness {
     fn new(cfg: Config) -> Harness {
@@ -425,13 +432,7 @@ fn several_deletions_in_one_batch_all_count() {
 
 #[test]
 fn nonblock_when_full_withdraws_and_exits_75_without_watching_the_queue() {
-    let mut h = Harness::new(Config {
-        hold: Common {
-            wait: Wait::Nonblock,
-            ..cfg(1).hold
-        },
-        ..cfg(1)
-    });
+    let mut h = Harness::new(with(cfg(1), |c| c.wait = Wait::Nonblock));
     let acts = h.join(12, &[(A, 10), (ME, 11)], &[(0, A, 10)], MS(5));
     assert!(!acts.iter().any(|a| matches!(a, Action::Watch(QUEUE, _))));
     assert!(no_txn(&acts));
@@ -441,13 +442,7 @@ fn nonblock_when_full_withdraws_and_exits_75_without_watching_the_queue() {
 
 #[test]
 fn timeout_when_full_withdraws_and_exits_75() {
-    let mut h = Harness::new(Config {
-        hold: Common {
-            wait: Wait::Timeout(S(1)),
-            ..cfg(1).hold
-        },
-        ..cfg(1)
-    });
+    let mut h = Harness::new(with(cfg(1), |c| c.wait = Wait::Timeout(S(1))));
     h.join(12, &[(A, 10), (ME, 11)], &[(0, A, 10)], MS(5));
     assert_eq!(h.deadline(), Some(S(1)), "the timeout comes first");
     assert!(h.timer(MS(999)).is_empty());
@@ -463,13 +458,7 @@ mod prop;
 
 #[test]
 fn timeout_while_every_slot_is_taken_withdraws_and_exits_75() {
-    let mut h = Harness::new(Config {
-        hold: Common {
-            wait: Wait::Timeout(S(1)),
-            ..cfg(1).hold
-        },
-        ..cfg(1)
-    });
+    let mut h = Harness::new(with(cfg(1), |c| c.wait = Wait::Timeout(S(1))));
     // Rank 0, yet slot 0 is held by a stale holder (an overlap window).
     let acts = h.join(12, &[(ME, 10)], &[(0, A, 3)], MS(5));
     assert!(acts.iter().any(|a| matches!(a, Action::Watch(SLOTS, _))));
@@ -481,13 +470,7 @@ fn timeout_while_every_slot_is_taken_withdraws_and_exits_75() {
 
 #[test]
 fn timeout_while_the_claim_is_retried_withdraws_and_exits_75() {
-    let mut h = Harness::new(Config {
-        hold: Common {
-            wait: Wait::Timeout(S(1)),
-            ..cfg(1).hold
-        },
-        ..cfg(1)
-    });
+    let mut h = Harness::new(with(cfg(1), |c| c.wait = Wait::Timeout(S(1))));
     let acts = h.join(11, &[(ME, 10)], &[], MS(5));
     assert_eq!(acts[1], h.claim_txn(0, 10));
     // etcd does not answer the claim; retries go on past the timeout.

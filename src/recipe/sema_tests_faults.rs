@@ -32,37 +32,7 @@ fn own_queue_or_slot_key_deleted_while_holding_stops_the_child_and_exits_70() {
 #[test]
 fn an_unavailable_join_is_retried_after_a_pause_with_the_same_create() {
     let mut h = Harness::new(cfg(2));
-    h.step(Input::Start, S(0));
-    let acts = h.step(Input::Granted(Ok(Lease { id: ME, ttl: 10 })), S(0));
-    let Action::Txn(JOIN, first) = &acts[1] else {
-        panic!("{acts:?}");
-    };
-    assert!(h
-        .step(Input::Txn(JOIN, Err(unavailable())), MS(100))
-        .is_empty());
-    assert_eq!(h.deadline(), Some(MS(350)));
-    assert!(h.timer(MS(349)).is_empty());
-    let acts = h.timer(MS(350));
-    let [Action::Txn(JOIN, again)] = &acts[..] else {
-        panic!("{acts:?}");
-    };
-    assert_eq!(
-        (&again.compare, &again.failure),
-        (&first.compare, &first.failure)
-    );
-    assert_eq!(again.success[1..], first.success[1..]);
-    let (
-        Op::Put {
-            key: k1, lease: l1, ..
-        },
-        Op::Put {
-            key: k2, lease: l2, ..
-        },
-    ) = (&first.success[0], &again.success[0])
-    else {
-        panic!("{again:?}");
-    };
-    assert_eq!((k1, l1), (k2, l2));
+    h.create_retried(JOIN, ME);
     // The first create did land: the failure branch still reads both.
     let results = vec![
         OpResult::Range(h.queue(9, &[(ME, 9)])),
