@@ -20,16 +20,6 @@ fn an_unavailable_campaign_is_retried_after_a_pause_with_the_same_create() {
 }
 
 #[test]
-fn refused_credentials_on_the_campaign_exit_69() {
-    let mut h = Harness::new(cfg());
-    h.step(Input::Start, S(0));
-    h.step(Input::Granted(Ok(Lease { id: L1, ttl: 10 })), S(0));
-    let err = Error::new(ErrorKind::Auth, "txn", "permission denied");
-    assert_eq!(h.step(Input::Txn(CAMPAIGN, Err(err)), MS(10)), resign(L1));
-    assert_eq!(h.step(Input::Revoked(Ok(())), MS(20)), [Action::Exit(69)]);
-}
-
-#[test]
 fn a_watch_error_while_holding_reconnects_and_rechecks_the_hold() {
     let mut h = Harness::new(cfg());
     h.leader(L1, 5);

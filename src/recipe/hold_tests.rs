@@ -368,7 +368,7 @@ fn an_unavailable_create_is_retried_after_a_pause_and_a_refused_one_exits_69() {
     assert_eq!(h.deadline(), Some(MS(350)));
     let acts = h.timer(MS(350));
     assert!(matches!(acts[..], [Action::Txn(0, _)]), "{acts:?}");
-    let refused = Error::new(ErrorKind::Other, "txn", "permission denied");
+    let refused = Error::new(ErrorKind::Auth, "txn", "permission denied");
     assert_eq!(h.step(Input::Txn(0, Err(refused)), MS(400)), resign());
     assert_eq!(h.step(Input::Revoked(Ok(())), MS(400)), [Action::Exit(69)]);
 }

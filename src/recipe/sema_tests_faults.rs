@@ -48,16 +48,6 @@ fn an_unavailable_join_is_retried_after_a_pause_with_the_same_create() {
 }
 
 #[test]
-fn refused_credentials_on_the_join_exit_69_after_revoking() {
-    let mut h = Harness::new(cfg(2));
-    h.step(Input::Start, S(0));
-    h.step(Input::Granted(Ok(Lease { id: ME, ttl: 10 })), S(0));
-    let err = Error::new(ErrorKind::Auth, "txn", "permission denied");
-    assert_eq!(h.step(Input::Txn(JOIN, Err(err)), MS(10)), resign(ME));
-    assert_eq!(h.step(Input::Revoked(Ok(())), MS(20)), [Action::Exit(69)]);
-}
-
-#[test]
 fn a_claim_of_unknown_outcome_is_retried_and_adopts_the_slot_it_took() {
     let mut h = Harness::new(cfg(2));
     h.join(11, &[(ME, 10)], &[], S(0));
