@@ -3,7 +3,7 @@
 //! lead when no older candidate is left. The lifecycle around it (the
 //! child, losses, signals, resign) is `hold.rs`.
 
-use super::hold::{Acquire, Common, Deletions, Hold, Report, Retry, Won};
+use super::hold::{find_own, Acquire, Deletions, Hold, Report, Retry, Won};
 use crate::core::fence::Gone;
 use crate::core::{Action, Input, Level, Tag};
 use crate::etcd::{Compare, Error, ErrorKind, EventKind, Op, Range, RangeResult, Txn, WatchSpec};
@@ -16,32 +16,10 @@ const PRED: Tag = 2;
 const CAMPAIGN: Tag = 1;
 const OFFICE: Tag = 2;
 
-/// Everything the machine needs to know, fixed for its life.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub hold: Common,
-    pub schema: Schema,
-}
-
-/// The elect recipe.
+/// The elect recipe: a hold on the office of one name.
 pub type Elect = Hold<Office>;
-
-impl Hold<Office> {
-    pub fn new(cfg: Config) -> Elect {
-        let office = Office {
-            name: cfg.hold.name.clone(),
-            schema: cfg.schema,
-            state: State::Idle,
-            leader: false,
-            key: String::new(),
-            lease: 0,
-            rev: 0,
-            ahead: None,
-            pred: None,
-        };
-        Hold::with(cfg.hold, office)
-    }
-}
+/// elect needs nothing beyond the hold's settings and the schema.
+pub type Config = super::hold::Config<()>;
 
 /// What elect retries on its own: a read of the office.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,16 +71,10 @@ impl Office {
 
     /// Re-validates everything from a fresh read of the office.
     fn on_office(&mut self, r: &RangeResult, out: &mut Vec<Action>) -> Option<Report<Reread>> {
-        let Some(own) = r.kvs.iter().find(|kv| kv.key == self.key.as_bytes()) else {
+        let Some(rev) = find_own(r, &self.key, OWN, out) else {
             return Some(Report::Gone(Gone("own candidate key is gone".into())));
         };
-        self.rev = own.create_revision;
-        out.push(Action::Watch(
-            OWN,
-            WatchSpec::key(self.key.clone())
-                .from_revision(r.revision + 1)
-                .deletes_only(),
-        ));
+        self.rev = rev;
         if self.leader {
             return None;
         }
@@ -133,6 +105,21 @@ impl Office {
 
 impl Acquire for Office {
     type Retry = Reread;
+    type Settings = ();
+
+    fn new(name: &str, schema: Schema, _: ()) -> Office {
+        Office {
+            name: name.to_string(),
+            schema,
+            state: State::Idle,
+            leader: false,
+            key: String::new(),
+            lease: 0,
+            rev: 0,
+            ahead: None,
+            pred: None,
+        }
+    }
 
     fn join(&mut self, lease: i64, record: String, out: &mut Vec<Action>) {
         self.lease = lease;

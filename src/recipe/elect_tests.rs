@@ -8,6 +8,7 @@ use crate::core::Machine;
 use crate::etcd::{Event, KeepAliveAnswer, KeyValue, Lease, OpResult, TxnResult, WatchEvent};
 use crate::keys::lease_hex;
 use crate::recipe::harness::common;
+use crate::recipe::hold::Common;
 use crate::record::Holder;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ fn cfg() -> Config {
     Config {
         hold: common("office", &["svc", "--port=1"]),
         schema: Schema::new("/conch"),
+        part: (),
     }
 }
 

@@ -299,13 +299,7 @@ impl World {
 }
 
 fn run(restart: bool, letters: Vec<(u8, u8)>) -> bool {
-    let mut m = Elect::new(Config {
-        hold: Common {
-            restart,
-            ..cfg().hold
-        },
-        ..cfg()
-    });
+    let mut m = Elect::new(with(cfg(), |c| c.restart = restart));
     let mut w = World::default();
     if w.saw(&m.step(Input::Start, w.now)) {
         return true;

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-pub use super::hold_part::{Acquire, Common, Deletions, Report, Retry, Won};
+pub use super::hold_part::{find_own, Acquire, Common, Config, Deletions, Report, Retry, Won};
 use super::hold_run::Run;
 use crate::cli::Wait;
 use crate::core::backoff::Backoff;
@@ -65,6 +65,11 @@ pub struct Hold<A: Acquire> {
 }
 
 impl<A: Acquire> Hold<A> {
+    pub fn new(cfg: Config<A::Settings>) -> Hold<A> {
+        let part = A::new(&cfg.hold.name, cfg.schema, cfg.part);
+        Hold::with(cfg.hold, part)
+    }
+
     pub fn with(cfg: Common, part: A) -> Hold<A> {
         Hold {
             run: Run::new(cfg.kill_after),

@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::cli::Wait;
 use crate::core::fence::Gone;
 use crate::core::{Action, Input, Tag};
-use crate::etcd::{Error, Event};
+use crate::etcd::{Error, Event, RangeResult, WatchSpec};
+use crate::keys::Schema;
 
 /// What every hold is told, fixed for its life.
 #[derive(Debug, Clone)]
@@ -28,6 +29,14 @@ pub struct Common {
     /// holder's `since` needs no clock read.
     pub wall_offset_ms: i64,
     pub seed: u64,
+}
+
+/// A recipe's settings: the hold's, the key schema, and the part's own.
+#[derive(Debug, Clone)]
+pub struct Config<P> {
+    pub hold: Common,
+    pub schema: Schema,
+    pub part: P,
 }
 
 /// What to redo after a pause: the part's own requests, or the lifecycle's.
@@ -80,6 +89,9 @@ pub struct Deletions<'a> {
 /// How a hold is acquired: the keys of one recipe and nothing else.
 pub trait Acquire {
     type Retry: Copy + Eq + std::fmt::Debug;
+    /// What the part is told beyond the name and the schema.
+    type Settings;
+    fn new(name: &str, schema: Schema, settings: Self::Settings) -> Self;
     /// Creates our key under `lease` (create-only: safe to repeat) with the
     /// holder record as its value, and reads what decides the turn.
     fn join(&mut self, lease: i64, record: String, out: &mut Vec<Action>);
@@ -103,4 +115,13 @@ pub trait Acquire {
         seen: Deletions<'_>,
         out: &mut Vec<Action>,
     ) -> Option<Report<Self::Retry>>;
+}
+
+/// Our key in a fresh read: its create revision, and a watch on `tag` for
+/// its deletion from just after the read. `None`: the key is gone.
+pub fn find_own(read: &RangeResult, key: &str, tag: Tag, out: &mut Vec<Action>) -> Option<i64> {
+    let own = read.kvs.iter().find(|kv| kv.key == key.as_bytes())?;
+    let spec = WatchSpec::key(key).from_revision(read.revision + 1);
+    out.push(Action::Watch(tag, spec.deletes_only()));
+    Some(own.create_revision)
 }

@@ -38,6 +38,11 @@ impl Solo {
 
 impl Acquire for Solo {
     type Retry = ();
+    type Settings = ();
+
+    fn new(_: &str, _: crate::keys::Schema, _: ()) -> Solo {
+        Solo::default()
+    }
 
     fn join(&mut self, lease: i64, record: String, out: &mut Vec<Action>) {
         let put = crate::etcd::Op::put("k", record, lease);

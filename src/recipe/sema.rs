@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::hold::{Acquire, Common, Deletions, Hold, Report, Retry, Won};
+use super::hold::{find_own, Acquire, Deletions, Hold, Report, Retry, Won};
 use super::queue::{lowest_free, Queue};
 use crate::core::fence::Gone;
 use crate::core::{Action, Input, Level, Tag};
@@ -24,37 +24,10 @@ const JOIN: Tag = 1;
 const CLAIM: Tag = 2;
 const REREAD: Tag = 3;
 
-/// `hold.restart` does not apply: a slot is not campaigned for again.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub hold: Common,
-    pub schema: Schema,
-    pub max: u32,
-}
-
-/// The sema recipe.
+/// The sema recipe: one of `--max N` slots of a name.
 pub type Sema = Hold<Slots>;
-
-impl Hold<Slots> {
-    pub fn new(cfg: Config) -> Sema {
-        let slots = Slots {
-            name: cfg.hold.name.clone(),
-            schema: cfg.schema,
-            max: cfg.max,
-            state: State::Idle,
-            queue: None,
-            key: String::new(),
-            lease: 0,
-            own_rev: 0,
-            slot: None,
-            taken: BTreeSet::new(),
-            slots_rev: 0,
-            shown_rank: None,
-            pending: None,
-        };
-        Hold::with(cfg.hold, slots)
-    }
-}
+/// `part` is `--max N`; `hold.restart` does not apply to a slot.
+pub type Config = super::hold::Config<u32>;
 
 /// What sema retries on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,16 +173,10 @@ impl Slots {
             let e = Error::new(ErrorKind::Other, "txn", "answer without the queue read");
             return Some(Report::Failed(e, Retry::Join));
         };
-        let Some(own) = q.kvs.iter().find(|kv| kv.key == self.key.as_bytes()) else {
+        let Some(rev) = find_own(q, &self.key, OWN, out) else {
             return Some(Report::Gone(Gone("own queue key is gone".into())));
         };
-        self.own_rev = own.create_revision;
-        out.push(Action::Watch(
-            OWN,
-            WatchSpec::key(self.key.clone())
-                .from_revision(q.revision + 1)
-                .deletes_only(),
-        ));
+        self.own_rev = rev;
         let adopted = self.learn_slots(slots);
         if let Some((i, _)) = self.slot {
             if adopted.map(|a| a.0) != Some(i) {
@@ -317,6 +284,25 @@ impl Slots {
 
 impl Acquire for Slots {
     type Retry = Again;
+    type Settings = u32;
+
+    fn new(name: &str, schema: Schema, max: u32) -> Slots {
+        Slots {
+            name: name.to_string(),
+            schema,
+            max,
+            state: State::Idle,
+            queue: None,
+            key: String::new(),
+            lease: 0,
+            own_rev: 0,
+            slot: None,
+            taken: BTreeSet::new(),
+            slots_rev: 0,
+            shown_rank: None,
+            pending: None,
+        }
+    }
 
     fn join(&mut self, lease: i64, record: String, out: &mut Vec<Action>) {
         self.lease = lease;

@@ -6,6 +6,7 @@ use crate::cli::Wait;
 use crate::core::ChildStatus;
 use crate::etcd::{Event, KeepAliveAnswer, KeyValue, Lease, OpResult, WatchEvent};
 use crate::recipe::harness::common;
+use crate::recipe::hold::Common;
 use crate::record::Holder;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ fn cfg(max: u32) -> Config {
     Config {
         hold: common("gpu", &["train", "--epochs=1"]),
         schema: Schema::new("/conch"),
-        max,
+        part: max,
     }
 }
 

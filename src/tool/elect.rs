@@ -37,6 +37,7 @@ pub fn run(global: &Global, name: &str, cmd: Cmd) -> i32 {
             let cfg = Config {
                 hold: common,
                 schema,
+                part: (),
             };
             hold(global, &mut Elect::new(cfg))
         }

@@ -32,7 +32,7 @@ pub fn run(global: &Global, name: &str, cmd: Cmd) -> i32 {
             let cfg = Config {
                 hold: common,
                 schema,
-                max,
+                part: max,
             };
             hold(global, &mut Sema::new(cfg))
         }
