@@ -5,9 +5,9 @@ use super::*;
 use crate::cli::Wait;
 use crate::core::ChildStatus;
 use crate::core::Machine;
-use crate::etcd::{Event, KeepAliveAnswer, KeyValue, Lease, OpResult, TxnResult, WatchEvent};
+use crate::etcd::{KeepAliveAnswer, KeyValue, Lease, OpResult, TxnResult};
 use crate::keys::lease_hex;
-use crate::recipe::harness::common;
+use crate::recipe::harness::{assert_env, common, deletes};
 use crate::recipe::hold::Common;
 use crate::record::Holder;
 use std::time::Duration;
@@ -75,17 +75,7 @@ fn won(revision: i64, cands: &[(i64, i64)]) -> Input {
 
 /// A delete of the key of `lease` seen on the watch `tag`.
 fn deleted_on(tag: Tag, lease: i64, revision: i64) -> Input {
-    let kv = KeyValue {
-        key: key(lease).into_bytes(),
-        mod_revision: revision,
-        ..KeyValue::default()
-    };
-    let events = vec![Event {
-        kind: EventKind::Delete,
-        kv,
-        prev: None,
-    }];
-    Input::Watch(tag, Ok(WatchEvent::Events { revision, events }))
+    deletes(tag, &[key(lease)], revision)
 }
 
 fn deleted(lease: i64, revision: i64) -> Input {
@@ -184,17 +174,14 @@ fn single_candidate_creates_its_key_and_runs_the_child_under_it() {
         panic!("{acts:?}");
     };
     assert_eq!(spec.argv, cfg().hold.argv);
+    let key = key(L1);
     let env = [
-        ("CONCH_NAME", "office".to_string()),
-        ("CONCH_KEY", key(L1)),
-        ("CONCH_LEASE", "00000000694d0001".to_string()),
-        ("CONCH_REV", "17".to_string()),
+        ("CONCH_NAME", "office"),
+        ("CONCH_KEY", &key),
+        ("CONCH_LEASE", "00000000694d0001"),
+        ("CONCH_REV", "17"),
     ];
-    let env: Vec<_> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    assert_eq!(spec.env, env);
+    assert_env(&spec.env, &env);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::hold::Common;
 use crate::cli::Wait;
 use crate::core::{Action, Input, Machine, Tag};
-use crate::etcd::{Error, ErrorKind, Lease, Op, Txn};
+use crate::etcd::{Error, ErrorKind, Event, EventKind, KeyValue, Lease, Op, Txn, WatchEvent};
 
 pub struct Harness<M> {
     pub m: M,
@@ -133,4 +133,30 @@ pub fn confirm_spawn(p: u8, running: &mut bool, open: &mut bool, tree: &mut bool
         *running = true;
         Input::Spawned(0, 100)
     }
+}
+
+/// Deletes of `keys` seen on the watch `tag`, in one batch at `revision`.
+pub fn deletes(tag: Tag, keys: &[String], revision: i64) -> Input {
+    let events = keys
+        .iter()
+        .map(|k| Event {
+            kind: EventKind::Delete,
+            kv: KeyValue {
+                key: k.clone().into_bytes(),
+                mod_revision: revision,
+                ..KeyValue::default()
+            },
+            prev: None,
+        })
+        .collect();
+    Input::Watch(tag, Ok(WatchEvent::Events { revision, events }))
+}
+
+/// The child's environment is exactly `want`, in order.
+pub fn assert_env(env: &[(String, String)], want: &[(&str, &str)]) {
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(env, want);
 }

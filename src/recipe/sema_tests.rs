@@ -4,8 +4,8 @@
 use super::*;
 use crate::cli::Wait;
 use crate::core::ChildStatus;
-use crate::etcd::{Event, KeepAliveAnswer, KeyValue, Lease, OpResult, WatchEvent};
-use crate::recipe::harness::common;
+use crate::etcd::{KeepAliveAnswer, KeyValue, Lease, OpResult};
+use crate::recipe::harness::{assert_env, common, deletes};
 use crate::recipe::hold::Common;
 use crate::record::Holder;
 use std::time::Duration;
@@ -51,23 +51,6 @@ fn range(revision: i64, kvs: Vec<KeyValue>) -> RangeResult {
         count: kvs.len() as i64,
         kvs,
     }
-}
-
-/// Deletes of `keys` seen on the watch `tag`, in one batch.
-fn deletes(tag: Tag, keys: &[String], revision: i64) -> Input {
-    let events = keys
-        .iter()
-        .map(|k| Event {
-            kind: EventKind::Delete,
-            kv: KeyValue {
-                key: k.clone().into_bytes(),
-                mod_revision: revision,
-                ..KeyValue::default()
-            },
-            prev: None,
-        })
-        .collect();
-    Input::Watch(tag, Ok(WatchEvent::Events { revision, events }))
 }
 
 fn claimed(revision: i64) -> Input {
@@ -293,18 +276,15 @@ fn uncontended_max_2_claims_slot_0_and_runs_the_child_under_it() {
         panic!("{acts:?}");
     };
     assert_eq!(spec.argv, cfg(2).hold.argv);
-    let env: Vec<(String, String)> = [
+    let env = [
         ("CONCH_NAME", "gpu"),
         ("CONCH_KEY", skey),
         ("CONCH_LEASE", "00000000694d0009"),
         ("CONCH_REV", "20"),
         ("CONCH_SLOT", "0"),
         ("CONCH_MAX", "2"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    assert_eq!(spec.env, env);
+    ];
+    assert_env(&spec.env, &env);
 }
 
 #[test]
