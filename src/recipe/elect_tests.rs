@@ -7,13 +7,11 @@ use crate::core::ChildStatus;
 use crate::core::Machine;
 use crate::etcd::{KeepAliveAnswer, KeyValue, Lease, OpResult, TxnResult};
 use crate::keys::lease_hex;
-use crate::recipe::harness::{assert_env, common, deletes};
+use crate::recipe::harness::{assert_env, common, deletes, MS, S};
 use crate::recipe::hold::Common;
 use crate::record::Holder;
 use std::time::Duration;
 
-const S: fn(u64) -> Duration = Duration::from_secs;
-const MS: fn(u64) -> Duration = Duration::from_millis;
 const L1: i64 = 0x694d_0001;
 const L2: i64 = 0x694d_0002;
 const L3: i64 = 0x694d_0003;

@@ -9,6 +9,10 @@ use crate::cli::Wait;
 use crate::core::{Action, Input, Machine, Tag};
 use crate::etcd::{Error, ErrorKind, Event, EventKind, KeyValue, Lease, Op, Txn, WatchEvent};
 
+/// Seconds and milliseconds on the virtual clock.
+pub const S: fn(u64) -> Duration = Duration::from_secs;
+pub const MS: fn(u64) -> Duration = Duration::from_millis;
+
 pub struct Harness<M> {
     pub m: M,
     pub now: Duration,

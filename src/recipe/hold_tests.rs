@@ -6,10 +6,8 @@
 use super::*;
 use crate::core::ChildStatus;
 use crate::etcd::{KeepAliveAnswer, KeyValue, Lease, Txn, TxnResult, WatchSpec};
-use crate::recipe::harness::{common, Harness};
+use crate::recipe::harness::{common, Harness, MS, S};
 
-const S: fn(u64) -> Duration = Duration::from_secs;
-const MS: fn(u64) -> Duration = Duration::from_millis;
 const L: i64 = 0x694d_0001;
 /// Watch tags of the test part.
 const MINE: Tag = 1;

@@ -5,13 +5,11 @@ use super::*;
 use crate::cli::Wait;
 use crate::core::ChildStatus;
 use crate::etcd::{KeepAliveAnswer, KeyValue, Lease, OpResult};
-use crate::recipe::harness::{assert_env, common, deletes};
+use crate::recipe::harness::{assert_env, common, deletes, MS, S};
 use crate::recipe::hold::Common;
 use crate::record::Holder;
 use std::time::Duration;
 
-const S: fn(u64) -> Duration = Duration::from_secs;
-const MS: fn(u64) -> Duration = Duration::from_millis;
 /// This wrapper's lease, and the other contenders'.
 const ME: i64 = 0x694d_0009;
 const A: i64 = 0x694d_0001;
