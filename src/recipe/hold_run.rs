@@ -1,9 +1,7 @@
-//! What `elect` and `sema` share about a hold's child (docs/fencing.md), written
-//! once so the two cannot drift: why the child is being stopped, what a
-//! loss or a signal does to it, which exit code its end means, and the
-//! `--timeout` limit on the wait for the hold. Pure, like the recipes: the
-//! recipe keeps its own states and etcd requests and asks this part what
-//! the rules say.
+//! The child side of a hold (docs/fencing.md): why the child is being
+//! stopped, what a loss or a signal does to it, which exit code its end
+//! means, and the `--timeout` limit on the wait for the hold. `Hold` keeps
+//! the states and the lease and asks this part what the rules say.
 
 use std::time::Duration;
 

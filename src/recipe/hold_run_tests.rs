@@ -1,4 +1,4 @@
-//! The shared hold rules on their own, on a virtual clock.
+//! The child side of a hold on its own, on a virtual clock.
 
 use super::*;
 use crate::core::{ChildStatus, SpawnSpec};

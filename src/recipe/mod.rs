@@ -1,4 +1,6 @@
-//! The recipes, one sans-IO machine per file.
+//! The recipes, sans-IO machines: `hold` is the lifecycle of a self-fenced
+//! hold (with `hold_part`, `hold_end`, `hold_run`), `elect` and `sema` are
+//! its acquisition parts, `cron` stands on its own.
 
 pub mod cron;
 pub mod elect;
