@@ -156,3 +156,31 @@ fn a_reread_after_failover_that_shows_the_slot_taken_over_is_a_loss() {
     let acts = h.step(Input::Txn(REREAD, Ok(answer)), S(2));
     assert_eq!(acts.last(), Some(&Action::SignalChild(0, 15)));
 }
+
+#[test]
+fn a_reread_answered_after_the_resign_began_is_stale_and_ignored() {
+    let mut h = Harness::new(cfg(2));
+    h.holder(20);
+    let compacted = crate::etcd::WatchEvent::Compacted {
+        compact_revision: 25,
+    };
+    let acts = h.step(Input::Watch(SLOTS, Ok(compacted)), S(1));
+    assert!(matches!(acts.last(), Some(Action::Txn(REREAD, _))));
+    h.step(Input::ChildExited(0, ChildStatus::Exited(0)), S(2));
+    assert_eq!(h.step(Input::ChildrenGone(0), S(2)), resign(ME));
+    let results = vec![
+        OpResult::Range(h.queue(30, &[(ME, 10)])),
+        OpResult::Range(h.slots(30, &[(0, ME, 20)])),
+    ];
+    let answer = TxnResult {
+        revision: 30,
+        succeeded: true,
+        results,
+    };
+    let acts = h.step(Input::Txn(REREAD, Ok(answer)), S(2));
+    assert!(
+        acts.is_empty(),
+        "no watch opened after the resign: {acts:?}"
+    );
+    assert_eq!(h.step(Input::Revoked(Ok(())), S(2)), [Action::Exit(0)]);
+}
