@@ -3,11 +3,15 @@
 
 use super::*;
 use crate::core::ChildStatus;
-use crate::etcd::{Event, KeepAliveAnswer, KeyValue, Lease, OpResult, TxnResult};
+use crate::core::Machine;
+use crate::etcd::{KeepAliveAnswer, KeyValue, Lease, OpResult, TxnResult};
+use crate::keys::lease_hex;
+use crate::kit::wait::Wait;
+use crate::recipe::harness::{assert_env, common, deletes, MS, S};
+use crate::recipe::hold::Common;
 use crate::record::Holder;
+use std::time::Duration;
 
-const S: fn(u64) -> Duration = Duration::from_secs;
-const MS: fn(u64) -> Duration = Duration::from_millis;
 const L1: i64 = 0x694d_0001;
 const L2: i64 = 0x694d_0002;
 const L3: i64 = 0x694d_0003;
@@ -15,18 +19,16 @@ const L4: i64 = 0x694d_0004;
 
 fn cfg() -> Config {
     Config {
-        name: "office".into(),
+        hold: common("office", &["svc", "--port=1"]),
         schema: Schema::new("/conch"),
-        ttl: S(10),
-        kill_after: S(3),
-        wait: Wait::Forever,
-        restart: false,
-        argv: vec!["svc".into(), "--port=1".into()],
-        host: "h1".into(),
-        pid: 42,
-        wall_offset_ms: 1_700_000_000_000,
-        seed: 7,
+        part: (),
     }
+}
+
+/// `cfg` with the hold's settings changed by `f`.
+fn with(mut cfg: Config, f: impl FnOnce(&mut Common)) -> Config {
+    f(&mut cfg.hold);
+    cfg
 }
 
 fn key(lease: i64) -> String {
@@ -71,17 +73,7 @@ fn won(revision: i64, cands: &[(i64, i64)]) -> Input {
 
 /// A delete of the key of `lease` seen on the watch `tag`.
 fn deleted_on(tag: Tag, lease: i64, revision: i64) -> Input {
-    let kv = KeyValue {
-        key: key(lease).into_bytes(),
-        mod_revision: revision,
-        ..KeyValue::default()
-    };
-    let events = vec![Event {
-        kind: EventKind::Delete,
-        kv,
-        prev: None,
-    }];
-    Input::Watch(tag, Ok(WatchEvent::Events { revision, events }))
+    deletes(tag, &[key(lease)], revision)
 }
 
 fn deleted(lease: i64, revision: i64) -> Input {
@@ -122,34 +114,11 @@ fn resign(lease: i64) -> Vec<Action> {
     ]
 }
 
-struct Harness {
-    m: Elect,
-    now: Duration,
-}
+type Harness = crate::recipe::harness::Harness<Elect>;
 
 impl Harness {
     fn new(cfg: Config) -> Harness {
-        Harness {
-            m: Elect::new(cfg),
-            now: Duration::ZERO,
-        }
-    }
-
-    /// One input at `now`; the actions without the log lines.
-    fn step(&mut self, input: Input, now: Duration) -> Vec<Action> {
-        assert!(now >= self.now, "the clock never goes back");
-        self.now = now;
-        let mut acts = self.m.step(input, now);
-        acts.retain(|a| !matches!(a, Action::Log(..)));
-        acts
-    }
-
-    fn timer(&mut self, now: Duration) -> Vec<Action> {
-        self.step(Input::Timer, now)
-    }
-
-    fn deadline(&self) -> Option<Duration> {
-        self.m.deadline()
+        Harness::of(Elect::new(cfg))
     }
 
     /// Start and grant `lease` at t=0, then answer the campaign with the
@@ -173,7 +142,7 @@ impl Harness {
 }
 
 #[test]
-fn single_candidate_runs_the_child_and_exits_with_its_status() {
+fn single_candidate_creates_its_key_and_runs_the_child_under_it() {
     let mut h = Harness::new(cfg());
     assert_eq!(h.step(Input::Start, S(0)), [Action::Grant { ttl: 10 }]);
     let acts = h.step(Input::Granted(Ok(Lease { id: L1, ttl: 10 })), MS(5));
@@ -202,26 +171,15 @@ fn single_candidate_runs_the_child_and_exits_with_its_status() {
     let Some(Action::Spawn(0, spec)) = acts.last() else {
         panic!("{acts:?}");
     };
-    assert_eq!(spec.argv, cfg().argv);
+    assert_eq!(spec.argv, cfg().hold.argv);
+    let key = key(L1);
     let env = [
-        ("CONCH_NAME", "office".to_string()),
-        ("CONCH_KEY", key(L1)),
-        ("CONCH_LEASE", "00000000694d0001".to_string()),
-        ("CONCH_REV", "17".to_string()),
+        ("CONCH_NAME", "office"),
+        ("CONCH_KEY", &key),
+        ("CONCH_LEASE", "00000000694d0001"),
+        ("CONCH_REV", "17"),
     ];
-    let env: Vec<_> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    assert_eq!(spec.env, env);
-    assert!(h.step(Input::Spawned(0, 100), MS(20)).is_empty());
-
-    // The rest of the tree is asked to go before the hold is released.
-    let acts = h.step(Input::ChildExited(0, ChildStatus::Exited(3)), S(1));
-    assert_eq!(acts, [Action::SignalChild(0, 15)]);
-    assert_eq!(h.step(Input::ChildrenGone(0), S(1)), resign(L1));
-    assert_eq!(h.deadline(), None);
-    assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(3)]);
+    assert_env(&spec.env, &env);
 }
 
 #[test]
@@ -296,39 +254,6 @@ fn own_key_delete_while_holding_stops_the_child_and_exits_70() {
         .is_empty());
     assert_eq!(h.step(Input::ChildrenGone(0), S(4)), resign(L1));
     assert_eq!(h.step(Input::Revoked(Ok(())), S(4)), [Action::Exit(70)]);
-}
-
-#[test]
-fn ttl_zero_answer_while_holding_stops_the_child_and_exits_70() {
-    let mut h = Harness::new(cfg());
-    h.leader(L1, 5);
-    let sent = h.deadline().expect("keep-alive due");
-    assert_eq!(h.timer(sent), [Action::KeepAliveSend]);
-    assert_eq!(h.step(ka(sent, 0), S(3)), [Action::SignalChild(0, 15)]);
-    assert_eq!(h.deadline(), Some(S(6)));
-    let acts = h.step(Input::ChildExited(0, ChildStatus::Signaled(15)), S(4));
-    assert_eq!(
-        acts,
-        [Action::SignalChild(0, 15)],
-        "the rest of the tree too"
-    );
-    assert_eq!(h.timer(S(6)), [Action::SignalChild(0, 9)]);
-    assert_eq!(h.step(Input::ChildrenGone(0), S(6)), resign(L1));
-    assert_eq!(h.step(Input::Revoked(Ok(())), S(6)), [Action::Exit(70)]);
-}
-
-#[test]
-fn a_late_loss_cuts_the_grace_to_the_lease_deadline() {
-    let mut h = Harness::new(cfg());
-    h.leader(L1, 5);
-    // Asleep through the renewal and the stop point, woken before expiry.
-    assert_eq!(h.timer(MS(8500)), [Action::SignalChild(0, 15)]);
-    assert_eq!(
-        h.deadline(),
-        Some(S(10)),
-        "not 11.5s: the lease ends at 10s"
-    );
-    assert_eq!(h.timer(S(10)), [Action::SignalChild(0, 9)]);
 }
 
 #[test]
@@ -410,80 +335,8 @@ fn a_late_keep_alive_answer_never_cancels_a_stop_that_has_begun() {
 }
 
 #[test]
-fn sigterm_while_waiting_withdraws_and_exits_143() {
-    let mut h = Harness::new(cfg());
-    h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));
-    assert_eq!(h.step(Input::Signal(15), S(1)), resign(L2));
-    assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(143)]);
-}
-
-#[test]
-fn sigterm_while_holding_is_forwarded_then_sigkill_after_kill_after() {
-    let mut h = Harness::new(Config {
-        ttl: S(60),
-        ..cfg()
-    });
-    h.leader(L1, 5);
-    assert_eq!(
-        h.step(Input::Signal(15), S(1)),
-        [Action::SignalChild(0, 15)]
-    );
-    assert_eq!(h.deadline(), Some(S(4)));
-    assert!(h.timer(MS(3999)).is_empty());
-    assert_eq!(h.timer(S(4)), [Action::SignalChild(0, 9)]);
-    assert!(h
-        .step(Input::ChildExited(0, ChildStatus::Signaled(9)), S(4))
-        .is_empty());
-    assert_eq!(h.step(Input::ChildrenGone(0), S(4)), resign(L1));
-    assert_eq!(h.step(Input::Revoked(Ok(())), S(4)), [Action::Exit(137)]);
-}
-
-#[test]
-fn sigterm_while_holding_exits_with_the_childs_status() {
-    for (status, code) in [
-        (ChildStatus::Signaled(15), 143),
-        (ChildStatus::Exited(0), 0),
-    ] {
-        let mut h = Harness::new(Config {
-            ttl: S(60),
-            ..cfg()
-        });
-        h.leader(L1, 5);
-        assert_eq!(
-            h.step(Input::Signal(15), S(1)),
-            [Action::SignalChild(0, 15)]
-        );
-        h.step(Input::ChildExited(0, status), S(2));
-        assert_eq!(h.step(Input::ChildrenGone(0), S(2)), resign(L1));
-        assert_eq!(h.step(Input::Revoked(Ok(())), S(2)), [Action::Exit(code)]);
-    }
-}
-
-#[test]
-fn sigusr1_is_forwarded_while_holding_and_ignored_while_waiting() {
-    let mut h = Harness::new(Config {
-        ttl: S(60),
-        ..cfg()
-    });
-    h.leader(L1, 5);
-    assert_eq!(
-        h.step(Input::Signal(10), S(1)),
-        [Action::SignalChild(0, 10)]
-    );
-    assert_eq!(h.deadline(), Some(S(19)), "only the next keep-alive");
-
-    let mut h = Harness::new(cfg());
-    h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));
-    assert!(h.step(Input::Signal(10), S(1)).is_empty());
-    assert_eq!(h.deadline(), Some(S(7) / 3));
-}
-
-#[test]
 fn nonblock_while_held_withdraws_and_exits_75_without_waiting() {
-    let mut h = Harness::new(Config {
-        wait: Wait::Nonblock,
-        ..cfg()
-    });
+    let mut h = Harness::new(with(cfg(), |c| c.wait = Wait::Nonblock));
     let acts = h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));
     assert!(!acts.iter().any(|a| matches!(a, Action::Watch(PRED, _))));
     assert_eq!(acts[acts.len() - 4..], resign(L2));
@@ -492,10 +345,7 @@ fn nonblock_while_held_withdraws_and_exits_75_without_waiting() {
 
 #[test]
 fn timeout_while_held_withdraws_and_exits_75() {
-    let mut h = Harness::new(Config {
-        wait: Wait::Timeout(S(1)),
-        ..cfg()
-    });
+    let mut h = Harness::new(with(cfg(), |c| c.wait = Wait::Timeout(S(1))));
     h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));
     assert_eq!(h.deadline(), Some(S(1)), "the timeout comes first");
     assert!(h.timer(MS(999)).is_empty());
@@ -503,7 +353,5 @@ fn timeout_while_held_withdraws_and_exits_75() {
     assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(75)]);
 }
 
-#[path = "elect_tests_hold.rs"]
-mod hold;
 #[path = "elect_tests_restart.rs"]
 mod restart;

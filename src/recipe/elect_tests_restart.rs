@@ -2,38 +2,13 @@
 //! a property over random event sequences.
 
 use super::*;
+use crate::recipe::harness::confirm_spawn;
 use quickcheck::quickcheck;
 
 #[test]
 fn an_unavailable_campaign_is_retried_after_a_pause_with_the_same_create() {
     let mut h = Harness::new(cfg());
-    h.step(Input::Start, S(0));
-    let acts = h.step(Input::Granted(Ok(Lease { id: L1, ttl: 10 })), S(0));
-    let Action::Txn(CAMPAIGN, first) = &acts[1] else {
-        panic!("{acts:?}");
-    };
-    let err = Error::new(ErrorKind::Unavailable, "txn", "no leader");
-    assert!(h.step(Input::Txn(CAMPAIGN, Err(err)), MS(100)).is_empty());
-    assert_eq!(h.deadline(), Some(MS(350)));
-    assert!(h.timer(MS(349)).is_empty());
-    let acts = h.timer(MS(350));
-    let [Action::Txn(CAMPAIGN, again)] = &acts[..] else {
-        panic!("{acts:?}");
-    };
-    assert_eq!(again.compare, first.compare);
-    assert_eq!(again.failure, first.failure);
-    let (
-        Op::Put {
-            key: k1, lease: l1, ..
-        },
-        Op::Put {
-            key: k2, lease: l2, ..
-        },
-    ) = (&first.success[0], &again.success[0])
-    else {
-        panic!("{again:?}");
-    };
-    assert_eq!((k1, l1), (k2, l2));
+    h.create_retried(CAMPAIGN, L1);
     // The first create did land: the failure branch still reads the office.
     let answer = TxnResult {
         revision: 9,
@@ -42,16 +17,6 @@ fn an_unavailable_campaign_is_retried_after_a_pause_with_the_same_create() {
     };
     let acts = h.step(Input::Txn(CAMPAIGN, Ok(answer)), MS(400));
     assert_eq!(rev_of(&acts), 9);
-}
-
-#[test]
-fn refused_credentials_on_the_campaign_exit_69() {
-    let mut h = Harness::new(cfg());
-    h.step(Input::Start, S(0));
-    h.step(Input::Granted(Ok(Lease { id: L1, ttl: 10 })), S(0));
-    let err = Error::new(ErrorKind::Auth, "txn", "permission denied");
-    assert_eq!(h.step(Input::Txn(CAMPAIGN, Err(err)), MS(10)), resign(L1));
-    assert_eq!(h.step(Input::Revoked(Ok(())), MS(20)), [Action::Exit(69)]);
 }
 
 #[test]
@@ -79,11 +44,10 @@ fn a_watch_error_while_holding_reconnects_and_rechecks_the_hold() {
 
 /// A long TTL keeps the keep-alive schedule out of the backoff's way.
 fn restart_cfg() -> Config {
-    Config {
-        restart: true,
-        ttl: S(120),
-        ..cfg()
-    }
+    with(cfg(), |c| {
+        c.restart = true;
+        c.ttl = S(120);
+    })
 }
 
 fn within(d: Duration, base_secs: f64) -> bool {
@@ -144,20 +108,8 @@ fn spawn_failure_under_restart_is_retried_with_the_same_backoff() {
 }
 
 #[test]
-fn spawn_failure_without_restart_resigns_and_exits_127() {
-    let mut h = Harness::new(cfg());
-    h.campaign(L1, &[(L1, 5)], S(0));
-    let acts = h.step(Input::SpawnFailed(0, 127, "svc: not found".into()), MS(5));
-    assert_eq!(acts, resign(L1));
-    assert_eq!(h.step(Input::Revoked(Ok(())), MS(10)), [Action::Exit(127)]);
-}
-
-#[test]
 fn ttl_zero_while_waiting_under_restart_revokes_then_campaigns_again() {
-    let mut h = Harness::new(Config {
-        restart: true,
-        ..cfg()
-    });
+    let mut h = Harness::new(with(cfg(), |c| c.restart = true));
     h.campaign(L2, &[(L1, 10), (L2, 20)], MS(10));
     let sent = h.deadline().expect("keep-alive due");
     assert_eq!(h.timer(sent), [Action::KeepAliveSend]);
@@ -168,10 +120,7 @@ fn ttl_zero_while_waiting_under_restart_revokes_then_campaigns_again() {
 
 #[test]
 fn restart_after_a_revoked_lease_campaigns_again_with_a_larger_rev() {
-    let mut h = Harness::new(Config {
-        restart: true,
-        ..cfg()
-    });
+    let mut h = Harness::new(with(cfg(), |c| c.restart = true));
     h.leader(L1, 5);
     assert_eq!(h.step(own_deleted(L1), S(1)), [Action::SignalChild(0, 15)]);
     h.step(Input::ChildExited(0, ChildStatus::Signaled(15)), S(2));
@@ -194,10 +143,7 @@ fn restart_after_a_revoked_lease_campaigns_again_with_a_larger_rev() {
 
 #[test]
 fn a_signal_during_the_revoke_after_a_loss_ends_a_restart_wrapper() {
-    let mut h = Harness::new(Config {
-        restart: true,
-        ..cfg()
-    });
+    let mut h = Harness::new(with(cfg(), |c| c.restart = true));
     h.leader(L1, 5);
     h.step(own_deleted(L1), S(1));
     h.step(Input::ChildExited(0, ChildStatus::Signaled(15)), S(2));
@@ -211,11 +157,10 @@ fn a_signal_during_the_revoke_after_a_loss_ends_a_restart_wrapper() {
 
 #[test]
 fn a_timeout_does_not_end_a_restart_wrapper_once_it_has_led() {
-    let mut h = Harness::new(Config {
-        restart: true,
-        wait: Wait::Timeout(S(1)),
-        ..cfg()
-    });
+    let mut h = Harness::new(with(cfg(), |c| {
+        c.restart = true;
+        c.wait = Wait::Timeout(S(1));
+    }));
     h.leader(L1, 5);
     h.step(own_deleted(L1), S(2));
     h.step(Input::ChildExited(0, ChildStatus::Signaled(15)), S(2));
@@ -228,10 +173,7 @@ fn a_timeout_does_not_end_a_restart_wrapper_once_it_has_led() {
 
 #[test]
 fn a_loss_while_the_tree_drains_under_restart_campaigns_again() {
-    let mut h = Harness::new(Config {
-        restart: true,
-        ..cfg()
-    });
+    let mut h = Harness::new(with(cfg(), |c| c.restart = true));
     h.leader(L1, 5);
     let acts = h.step(Input::ChildExited(0, ChildStatus::Exited(0)), S(1));
     assert_eq!(acts, [Action::SignalChild(0, 15)]);
@@ -320,15 +262,8 @@ impl World {
                     Input::Range(OFFICE, Ok(office(self.create, &own)))
                 }
             }
-            9 if self.unconfirmed => {
-                self.unconfirmed = false;
-                if p.is_multiple_of(4) {
-                    (self.spawn_open, self.tree) = (false, false);
-                    Input::SpawnFailed(0, 127, "not found".into())
-                } else {
-                    self.running = true;
-                    Input::Spawned(0, 100)
-                }
+            9 if std::mem::take(&mut self.unconfirmed) => {
+                confirm_spawn(p, &mut self.running, &mut self.spawn_open, &mut self.tree)
             }
             _ => return None,
         })
@@ -364,7 +299,7 @@ impl World {
 }
 
 fn run(restart: bool, letters: Vec<(u8, u8)>) -> bool {
-    let mut m = Elect::new(Config { restart, ..cfg() });
+    let mut m = Elect::new(with(cfg(), |c| c.restart = restart));
     let mut w = World::default();
     if w.saw(&m.step(Input::Start, w.now)) {
         return true;
@@ -414,10 +349,7 @@ fn a_failover_before_the_campaign_landed_campaigns_again_rather_than_rereading()
 
 #[test]
 fn an_unanswered_revoke_is_retried_before_campaigning_again() {
-    let mut h = Harness::new(Config {
-        restart: true,
-        ..cfg()
-    });
+    let mut h = Harness::new(with(cfg(), |c| c.restart = true));
     h.leader(L1, 5);
     h.step(own_deleted(L1), S(1));
     h.step(Input::ChildExited(0, ChildStatus::Signaled(15)), S(2));

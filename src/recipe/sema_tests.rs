@@ -3,11 +3,13 @@
 
 use super::*;
 use crate::core::ChildStatus;
-use crate::etcd::{Event, KeepAliveAnswer, KeyValue, Lease, OpResult};
+use crate::etcd::{KeepAliveAnswer, KeyValue, Lease, OpResult};
+use crate::kit::wait::Wait;
+use crate::recipe::harness::{assert_env, common, deletes, MS, S};
+use crate::recipe::hold::Common;
 use crate::record::Holder;
+use std::time::Duration;
 
-const S: fn(u64) -> Duration = Duration::from_secs;
-const MS: fn(u64) -> Duration = Duration::from_millis;
 /// This wrapper's lease, and the other contenders'.
 const ME: i64 = 0x694d_0009;
 const A: i64 = 0x694d_0001;
@@ -17,17 +19,17 @@ const Z: i64 = 0x694d_00ff;
 
 fn cfg(max: u32) -> Config {
     Config {
-        name: "gpu".into(),
+        hold: common("gpu", &["train", "--epochs=1"]),
         schema: Schema::new("/conch"),
-        max,
-        ttl: S(10),
-        kill_after: S(3),
-        wait: Wait::Forever,
-        argv: vec!["train".into(), "--epochs=1".into()],
-        host: "h1".into(),
-        pid: 42,
-        wall_offset_ms: 1_700_000_000_000,
+        part: max,
     }
+}
+
+/// The hold's settings of `cfg`, changed by `f`.
+fn with(cfg: Config, f: impl FnOnce(&mut Common)) -> Config {
+    let mut cfg = cfg;
+    f(&mut cfg.hold);
+    cfg
 }
 
 fn kv(key: String, value: Vec<u8>, create: i64, lease: i64) -> KeyValue {
@@ -47,23 +49,6 @@ fn range(revision: i64, kvs: Vec<KeyValue>) -> RangeResult {
         count: kvs.len() as i64,
         kvs,
     }
-}
-
-/// Deletes of `keys` seen on the watch `tag`, in one batch.
-fn deletes(tag: Tag, keys: &[String], revision: i64) -> Input {
-    let events = keys
-        .iter()
-        .map(|k| Event {
-            kind: EventKind::Delete,
-            kv: KeyValue {
-                key: k.clone().into_bytes(),
-                mod_revision: revision,
-                ..KeyValue::default()
-            },
-            prev: None,
-        })
-        .collect();
-    Input::Watch(tag, Ok(WatchEvent::Events { revision, events }))
 }
 
 fn claimed(revision: i64) -> Input {
@@ -118,52 +103,27 @@ fn no_txn(acts: &[Action]) -> bool {
     !acts.iter().any(|a| matches!(a, Action::Txn(..)))
 }
 
-struct Harness {
-    m: Sema,
-    now: Duration,
-    max: u32,
-}
+type Harness = crate::recipe::harness::Harness<Sema>;
 
 impl Harness {
     fn new(cfg: Config) -> Harness {
-        Harness {
-            max: cfg.max,
-            m: Sema::new(cfg),
-            now: Duration::ZERO,
-        }
-    }
-
-    /// One input at `now`; the actions without the log lines.
-    fn step(&mut self, input: Input, now: Duration) -> Vec<Action> {
-        assert!(now >= self.now, "the clock never goes back");
-        self.now = now;
-        let mut acts = self.m.step(input, now);
-        acts.retain(|a| !matches!(a, Action::Log(..)));
-        acts
-    }
-
-    fn timer(&mut self, now: Duration) -> Vec<Action> {
-        self.step(Input::Timer, now)
-    }
-
-    fn deadline(&self) -> Option<Duration> {
-        self.m.deadline()
+        Harness::of(Sema::new(cfg))
     }
 
     fn qdir(&self) -> String {
-        Schema::new("/conch").sema_queue_dir("gpu", self.max)
+        Schema::new("/conch").sema_queue_dir("gpu", self.m.part.max)
     }
 
     fn qkey(&self, lease: i64) -> String {
-        Schema::new("/conch").sema_queue_key("gpu", self.max, lease)
+        Schema::new("/conch").sema_queue_key("gpu", self.m.part.max, lease)
     }
 
     fn sdir(&self) -> String {
-        Schema::new("/conch").sema_slot_dir("gpu", self.max)
+        Schema::new("/conch").sema_slot_dir("gpu", self.m.part.max)
     }
 
     fn skey(&self, i: u32) -> String {
-        Schema::new("/conch").sema_slot_key("gpu", self.max, i)
+        Schema::new("/conch").sema_slot_key("gpu", self.m.part.max, i)
     }
 
     /// The queue as etcd lists it: (lease, create_revision) per contender.
@@ -271,7 +231,7 @@ impl Harness {
 }
 
 #[test]
-fn uncontended_max_2_claims_slot_0_runs_the_child_and_exits_with_its_status() {
+fn uncontended_max_2_claims_slot_0_and_runs_the_child_under_it() {
     let mut h = Harness::new(cfg(2));
     let qkey = "/conch/v1/sema/gpu/2/q/00000000694d0009";
     let skey = "/conch/v1/sema/gpu/2/slot/0";
@@ -313,26 +273,16 @@ fn uncontended_max_2_claims_slot_0_runs_the_child_and_exits_with_its_status() {
     let Some(Action::Spawn(0, spec)) = acts.last() else {
         panic!("{acts:?}");
     };
-    assert_eq!(spec.argv, cfg(2).argv);
-    let env: Vec<(String, String)> = [
+    assert_eq!(spec.argv, cfg(2).hold.argv);
+    let env = [
         ("CONCH_NAME", "gpu"),
         ("CONCH_KEY", skey),
         ("CONCH_LEASE", "00000000694d0009"),
         ("CONCH_REV", "20"),
         ("CONCH_SLOT", "0"),
         ("CONCH_MAX", "2"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    assert_eq!(spec.env, env);
-    assert!(h.step(Input::Spawned(0, 100), MS(20)).is_empty());
-
-    let acts = h.step(Input::ChildExited(0, ChildStatus::Exited(0)), S(1));
-    assert_eq!(acts, [Action::SignalChild(0, 15)], "the rest of the tree");
-    assert_eq!(h.step(Input::ChildrenGone(0), S(1)), resign(ME));
-    assert_eq!(h.deadline(), None);
-    assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(0)]);
+    ];
+    assert_env(&spec.env, &env);
 }
 
 #[test]
@@ -454,10 +404,7 @@ fn several_deletions_in_one_batch_all_count() {
 
 #[test]
 fn nonblock_when_full_withdraws_and_exits_75_without_watching_the_queue() {
-    let mut h = Harness::new(Config {
-        wait: Wait::Nonblock,
-        ..cfg(1)
-    });
+    let mut h = Harness::new(with(cfg(1), |c| c.wait = Wait::Nonblock));
     let acts = h.join(12, &[(A, 10), (ME, 11)], &[(0, A, 10)], MS(5));
     assert!(!acts.iter().any(|a| matches!(a, Action::Watch(QUEUE, _))));
     assert!(no_txn(&acts));
@@ -467,10 +414,7 @@ fn nonblock_when_full_withdraws_and_exits_75_without_watching_the_queue() {
 
 #[test]
 fn timeout_when_full_withdraws_and_exits_75() {
-    let mut h = Harness::new(Config {
-        wait: Wait::Timeout(S(1)),
-        ..cfg(1)
-    });
+    let mut h = Harness::new(with(cfg(1), |c| c.wait = Wait::Timeout(S(1))));
     h.join(12, &[(A, 10), (ME, 11)], &[(0, A, 10)], MS(5));
     assert_eq!(h.deadline(), Some(S(1)), "the timeout comes first");
     assert!(h.timer(MS(999)).is_empty());
@@ -481,7 +425,29 @@ fn timeout_when_full_withdraws_and_exits_75() {
 
 #[path = "sema_tests_faults.rs"]
 mod faults;
-#[path = "sema_tests_hold.rs"]
-mod hold;
 #[path = "sema_tests_prop.rs"]
 mod prop;
+
+#[test]
+fn timeout_while_every_slot_is_taken_withdraws_and_exits_75() {
+    let mut h = Harness::new(with(cfg(1), |c| c.wait = Wait::Timeout(S(1))));
+    // Rank 0, yet slot 0 is held by a stale holder (an overlap window).
+    let acts = h.join(12, &[(ME, 10)], &[(0, A, 3)], MS(5));
+    assert!(acts.iter().any(|a| matches!(a, Action::Watch(SLOTS, _))));
+    assert_eq!(h.deadline(), Some(S(1)), "the timeout still applies");
+    assert!(h.timer(MS(999)).is_empty());
+    assert_eq!(h.timer(S(1)), resign(ME));
+    assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(75)]);
+}
+
+#[test]
+fn timeout_while_the_claim_is_retried_withdraws_and_exits_75() {
+    let mut h = Harness::new(with(cfg(1), |c| c.wait = Wait::Timeout(S(1))));
+    let acts = h.join(11, &[(ME, 10)], &[], MS(5));
+    assert_eq!(acts[1], h.claim_txn(0, 10));
+    // etcd does not answer the claim; retries go on past the timeout.
+    let acts = h.step(Input::Txn(CLAIM, Err(unavailable())), MS(900));
+    assert!(acts.is_empty(), "{acts:?}");
+    assert_eq!(h.timer(S(1)), resign(ME));
+    assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(75)]);
+}

@@ -11,25 +11,6 @@ fn waiter(cfg: Config) -> Harness {
 }
 
 #[test]
-fn ttl_zero_answer_while_holding_stops_the_child_and_exits_70() {
-    let mut h = Harness::new(cfg(2));
-    h.holder(20);
-    let sent = h.deadline().expect("keep-alive due");
-    assert_eq!(h.timer(sent), [Action::KeepAliveSend]);
-    assert_eq!(h.step(ka(sent, 0), S(3)), [Action::SignalChild(0, 15)]);
-    assert_eq!(h.deadline(), Some(S(6)), "SIGKILL after kill_after");
-    let acts = h.step(Input::ChildExited(0, ChildStatus::Signaled(15)), S(4));
-    assert_eq!(
-        acts,
-        [Action::SignalChild(0, 15)],
-        "the rest of the tree too"
-    );
-    assert_eq!(h.timer(S(6)), [Action::SignalChild(0, 9)]);
-    assert_eq!(h.step(Input::ChildrenGone(0), S(6)), resign(ME));
-    assert_eq!(h.step(Input::Revoked(Ok(())), S(6)), [Action::Exit(70)]);
-}
-
-#[test]
 fn own_queue_or_slot_key_deleted_while_holding_stops_the_child_and_exits_70() {
     for (tag, which) in [(OWN, "queue"), (SLOTS, "slot")] {
         let mut h = Harness::new(cfg(2));
@@ -49,124 +30,9 @@ fn own_queue_or_slot_key_deleted_while_holding_stops_the_child_and_exits_70() {
 }
 
 #[test]
-fn a_late_loss_never_lets_the_grace_run_past_the_lease_deadline() {
-    let mut h = Harness::new(cfg(2));
-    h.holder(20);
-    // Asleep through the renewal and the stop point, woken before expiry.
-    assert_eq!(h.timer(MS(8500)), [Action::SignalChild(0, 15)]);
-    assert_eq!(
-        h.deadline(),
-        Some(S(10)),
-        "not 11.5s: the lease ends at 10s"
-    );
-    assert_eq!(h.timer(S(10)), [Action::SignalChild(0, 9)]);
-    // Woken past the lease deadline: SIGKILL at once.
-    let mut h = Harness::new(cfg(2));
-    h.holder(20);
-    assert_eq!(h.timer(S(11)), [Action::SignalChild(0, 9)]);
-}
-
-#[test]
-fn a_loss_while_waiting_withdraws_and_exits_70() {
-    for case in 0..3 {
-        let mut h = waiter(cfg(1));
-        let acts = match case {
-            0 => {
-                let sent = h.deadline().expect("keep-alive due");
-                assert_eq!(h.timer(sent), [Action::KeepAliveSend]);
-                h.step(ka(sent, 0), S(3))
-            }
-            1 => h.step(deletes(OWN, &[h.qkey(ME)], 20), S(3)),
-            _ => h.timer(S(7)),
-        };
-        assert_eq!(acts, resign(ME), "case {case}");
-        assert_eq!(h.step(Input::Revoked(Ok(())), S(7)), [Action::Exit(70)]);
-    }
-}
-
-#[test]
-fn sigterm_while_waiting_withdraws_and_exits_143() {
-    let mut h = waiter(cfg(1));
-    assert_eq!(h.step(Input::Signal(15), S(1)), resign(ME));
-    assert_eq!(h.step(Input::Revoked(Ok(())), S(1)), [Action::Exit(143)]);
-}
-
-#[test]
-fn sigterm_while_holding_is_forwarded_and_exits_with_the_childs_status() {
-    for (status, code) in [
-        (ChildStatus::Signaled(15), 143),
-        (ChildStatus::Exited(0), 0),
-    ] {
-        let mut h = Harness::new(Config {
-            ttl: S(60),
-            ..cfg(2)
-        });
-        h.holder(20);
-        assert_eq!(
-            h.step(Input::Signal(15), S(1)),
-            [Action::SignalChild(0, 15)]
-        );
-        assert_eq!(h.deadline(), Some(S(4)), "SIGKILL after kill_after");
-        h.step(Input::ChildExited(0, status), S(2));
-        assert_eq!(h.step(Input::ChildrenGone(0), S(2)), resign(ME));
-        assert_eq!(h.step(Input::Revoked(Ok(())), S(2)), [Action::Exit(code)]);
-    }
-}
-
-#[test]
-fn sigusr1_is_forwarded_only_while_a_child_runs() {
-    let mut h = Harness::new(Config {
-        ttl: S(60),
-        ..cfg(2)
-    });
-    h.holder(20);
-    assert_eq!(
-        h.step(Input::Signal(10), S(1)),
-        [Action::SignalChild(0, 10)]
-    );
-    assert_eq!(h.deadline(), Some(S(19)), "only the next keep-alive");
-    h.step(Input::ChildExited(0, ChildStatus::Exited(0)), S(2));
-    assert!(h.step(Input::Signal(10), S(2)).is_empty(), "child gone");
-
-    let mut h = waiter(cfg(1));
-    assert!(h.step(Input::Signal(10), S(1)).is_empty());
-    assert_eq!(h.deadline(), Some(S(7) / 3));
-}
-
-#[test]
 fn an_unavailable_join_is_retried_after_a_pause_with_the_same_create() {
     let mut h = Harness::new(cfg(2));
-    h.step(Input::Start, S(0));
-    let acts = h.step(Input::Granted(Ok(Lease { id: ME, ttl: 10 })), S(0));
-    let Action::Txn(JOIN, first) = &acts[1] else {
-        panic!("{acts:?}");
-    };
-    assert!(h
-        .step(Input::Txn(JOIN, Err(unavailable())), MS(100))
-        .is_empty());
-    assert_eq!(h.deadline(), Some(MS(350)));
-    assert!(h.timer(MS(349)).is_empty());
-    let acts = h.timer(MS(350));
-    let [Action::Txn(JOIN, again)] = &acts[..] else {
-        panic!("{acts:?}");
-    };
-    assert_eq!(
-        (&again.compare, &again.failure),
-        (&first.compare, &first.failure)
-    );
-    assert_eq!(again.success[1..], first.success[1..]);
-    let (
-        Op::Put {
-            key: k1, lease: l1, ..
-        },
-        Op::Put {
-            key: k2, lease: l2, ..
-        },
-    ) = (&first.success[0], &again.success[0])
-    else {
-        panic!("{again:?}");
-    };
-    assert_eq!((k1, l1), (k2, l2));
+    h.create_retried(JOIN, ME);
     // The first create did land: the failure branch still reads both.
     let results = vec![
         OpResult::Range(h.queue(9, &[(ME, 9)])),
@@ -179,16 +45,6 @@ fn an_unavailable_join_is_retried_after_a_pause_with_the_same_create() {
     };
     let acts = h.step(Input::Txn(JOIN, Ok(answer)), MS(400));
     assert_eq!(acts[1..], [h.claim_txn(0, 9)]);
-}
-
-#[test]
-fn refused_credentials_on_the_join_exit_69_after_revoking() {
-    let mut h = Harness::new(cfg(2));
-    h.step(Input::Start, S(0));
-    h.step(Input::Granted(Ok(Lease { id: ME, ttl: 10 })), S(0));
-    let err = Error::new(ErrorKind::Auth, "txn", "permission denied");
-    assert_eq!(h.step(Input::Txn(JOIN, Err(err)), MS(10)), resign(ME));
-    assert_eq!(h.step(Input::Revoked(Ok(())), MS(20)), [Action::Exit(69)]);
 }
 
 #[test]
@@ -302,12 +158,29 @@ fn a_reread_after_failover_that_shows_the_slot_taken_over_is_a_loss() {
 }
 
 #[test]
-fn spawn_failure_127_revokes_and_exits_127() {
+fn a_reread_answered_after_the_resign_began_is_stale_and_ignored() {
     let mut h = Harness::new(cfg(2));
-    h.join(11, &[(ME, 10)], &[], S(0));
-    let acts = h.step(claimed(20), S(0));
-    assert_eq!(var(&acts, "CONCH_SLOT"), "0");
-    let failed = Input::SpawnFailed(0, 127, "train: not found".into());
-    assert_eq!(h.step(failed, S(0)), resign(ME));
-    assert_eq!(h.step(Input::Revoked(Ok(())), S(0)), [Action::Exit(127)]);
+    h.holder(20);
+    let compacted = crate::etcd::WatchEvent::Compacted {
+        compact_revision: 25,
+    };
+    let acts = h.step(Input::Watch(SLOTS, Ok(compacted)), S(1));
+    assert!(matches!(acts.last(), Some(Action::Txn(REREAD, _))));
+    h.step(Input::ChildExited(0, ChildStatus::Exited(0)), S(2));
+    assert_eq!(h.step(Input::ChildrenGone(0), S(2)), resign(ME));
+    let results = vec![
+        OpResult::Range(h.queue(30, &[(ME, 10)])),
+        OpResult::Range(h.slots(30, &[(0, ME, 20)])),
+    ];
+    let answer = TxnResult {
+        revision: 30,
+        succeeded: true,
+        results,
+    };
+    let acts = h.step(Input::Txn(REREAD, Ok(answer)), S(2));
+    assert!(
+        acts.is_empty(),
+        "no watch opened after the resign: {acts:?}"
+    );
+    assert_eq!(h.step(Input::Revoked(Ok(())), S(2)), [Action::Exit(0)]);
 }

@@ -2,6 +2,7 @@
 //! a loss or a stop, no Exit while a child may be alive.
 
 use super::*;
+use crate::recipe::harness::confirm_spawn;
 use quickcheck::quickcheck;
 
 /// What the environment owes the machine, and what the property tracks.
@@ -44,7 +45,7 @@ struct World {
 impl World {
     /// The input for one letter, or None when it does not apply now.
     fn input(&mut self, letter: u8, p: u8, h: &Harness) -> Option<Input> {
-        let max = h.max;
+        let max = h.m.part.max;
         let bits = |b: u8| -> Vec<(u32, i64, i64)> {
             (0..max)
                 .filter(|i| b >> i & 1 == 1)
@@ -158,13 +159,7 @@ impl World {
                 )
             }
             10 if std::mem::take(&mut self.unconfirmed) => {
-                if p.is_multiple_of(4) {
-                    (self.spawn_open, self.tree) = (false, false);
-                    Input::SpawnFailed(0, 127, "not found".into())
-                } else {
-                    self.running = true;
-                    Input::Spawned(0, 100)
-                }
+                confirm_spawn(p, &mut self.running, &mut self.spawn_open, &mut self.tree)
             }
             11 if self.watches.contains(&SLOTS) => {
                 // Our own slot's key while holding; any slot while waiting.

@@ -12,6 +12,7 @@ use crate::etcd::{Client, EventKind, KeyValue, Range, WatchEvent, WatchSpec};
 use crate::keys::Schema;
 use crate::kit::exit::EXIT_UNAVAILABLE;
 use crate::recipe::elect::{Config, Elect};
+use crate::recipe::hold::Common;
 use crate::record::{self, Holder};
 
 pub fn run(global: &Global, name: &str, cmd: Cmd) -> i32 {
@@ -24,9 +25,8 @@ pub fn run(global: &Global, name: &str, cmd: Cmd) -> i32 {
             restart,
             argv,
         } => {
-            let cfg = Config {
+            let common = Common {
                 name: name.to_string(),
-                schema,
                 ttl: global.ttl,
                 kill_after: global.kill_after,
                 wait,
@@ -36,6 +36,11 @@ pub fn run(global: &Global, name: &str, cmd: Cmd) -> i32 {
                 pid: std::process::id(),
                 wall_offset_ms: wall_offset_ms(),
                 seed: u64::from(std::process::id()) ^ wall_offset_ms() as u64,
+            };
+            let cfg = Config {
+                hold: common,
+                schema,
+                part: (),
             };
             hold(global, &mut Elect::new(cfg))
         }

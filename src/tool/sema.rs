@@ -11,6 +11,7 @@ use crate::cli::{Global, Output};
 use crate::etcd::{Client, KeyValue, Range};
 use crate::keys::{self, Schema};
 use crate::kit::exit::EXIT_UNAVAILABLE;
+use crate::recipe::hold::Common;
 use crate::recipe::sema::{Config, Sema};
 use crate::record::{self, Holder};
 
@@ -19,17 +20,22 @@ pub fn run(global: &Global, name: &str, cmd: Cmd) -> i32 {
     match cmd {
         Cmd::Who { max, out } => with_client(global, |c| who(c, &schema, name, max, out)),
         Cmd::Run { max, wait, argv } => {
-            let cfg = Config {
+            let common = Common {
                 name: name.to_string(),
-                schema,
-                max,
                 ttl: global.ttl,
                 kill_after: global.kill_after,
                 wait,
+                restart: false,
                 argv,
                 host: host_name(),
                 pid: std::process::id(),
                 wall_offset_ms: wall_offset_ms(),
+                seed: 0,
+            };
+            let cfg = Config {
+                hold: common,
+                schema,
+                part: max,
             };
             hold(global, &mut Sema::new(cfg))
         }
