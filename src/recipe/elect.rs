@@ -8,15 +8,15 @@ use std::time::Duration;
 use super::hold::{describe, AfterLoss, AfterSignal, Hold, Stop};
 use crate::cli::duration::fmt_duration;
 use crate::cli::Wait;
-use crate::core::backoff::Backoff;
-use crate::core::fence::Gone;
-use crate::core::session::Session;
-use crate::core::supervise::Ended;
-use crate::core::{Action, Input, Level, Machine, SpawnSpec, Tag};
 use crate::etcd::{
     Compare, Error, ErrorKind, EventKind, Op, Range, RangeResult, Txn, WatchEvent, WatchSpec,
 };
 use crate::keys::{lease_hex, Schema};
+use crate::kit::backoff::Backoff;
+use crate::kit::fence::Gone;
+use crate::kit::machine::{Action, Input, Level, Machine, SpawnSpec, Tag};
+use crate::kit::session::Session;
+use crate::kit::supervise::Ended;
 use crate::record::Holder;
 
 /// Watch tags.
@@ -398,7 +398,7 @@ impl Elect {
     }
 
     fn on_signal(&mut self, sig: i32, now: Duration, out: &mut Vec<Action>) {
-        if !crate::core::signals::is_fatal(sig) {
+        if !crate::kit::signal::is_fatal(sig) {
             self.hold.on_signal(sig, now, None, out);
             return;
         }

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use crate::cli::duration::fmt_duration;
 use crate::cli::Wait;
-use crate::core::fence::Gone;
-use crate::core::supervise::{Ended, Supervisor};
-use crate::core::{signals, Action, Level};
+use crate::kit::fence::Gone;
+use crate::kit::machine::{Action, Level};
+use crate::kit::signal;
+use crate::kit::supervise::{Ended, Supervisor};
 
 const SIGTERM: i32 = 15;
 const PAST: &str = "SIGKILL now: past the lease deadline";
@@ -171,7 +172,7 @@ impl Hold {
         hard: Option<Duration>,
         out: &mut Vec<Action>,
     ) -> AfterSignal {
-        if !signals::is_fatal(sig) {
+        if !signal::is_fatal(sig) {
             if self.child.is_running() {
                 out.push(Action::SignalChild(self.child.tag(), sig));
             }
@@ -208,10 +209,10 @@ impl Hold {
 }
 
 /// How a child ended, for the log.
-pub fn describe(s: crate::core::ChildStatus) -> String {
+pub fn describe(s: crate::kit::machine::ChildStatus) -> String {
     match s {
-        crate::core::ChildStatus::Exited(c) => format!("exit {c}"),
-        crate::core::ChildStatus::Signaled(sig) => format!("signal {sig}"),
+        crate::kit::machine::ChildStatus::Exited(c) => format!("exit {c}"),
+        crate::kit::machine::ChildStatus::Signaled(sig) => format!("signal {sig}"),
     }
 }
 

@@ -9,15 +9,15 @@ use std::time::Duration;
 use super::hold::{AfterLoss, AfterSignal, Hold};
 use super::queue::{lowest_free, Queue};
 use crate::cli::Wait;
-use crate::core::fence::Gone;
-use crate::core::session::Session;
-use crate::core::supervise::Ended;
-use crate::core::{Action, Input, Level, Machine, SpawnSpec, Tag};
 use crate::etcd::{
     CmpOp, Compare, Error, ErrorKind, EventKind, Op, Range, RangeResult, Target, Txn, TxnResult,
     WatchEvent, WatchSpec,
 };
 use crate::keys::{lease_hex, Schema};
+use crate::kit::fence::Gone;
+use crate::kit::machine::{Action, Input, Level, Machine, SpawnSpec, Tag};
+use crate::kit::session::Session;
+use crate::kit::supervise::Ended;
 use crate::record::Holder;
 
 /// Watch tags.
@@ -420,7 +420,7 @@ impl Sema {
     }
 
     fn on_signal(&mut self, sig: i32, now: Duration, out: &mut Vec<Action>) {
-        if crate::core::signals::is_fatal(sig)
+        if crate::kit::signal::is_fatal(sig)
             && matches!(self.state, State::ExpectRevoke { .. } | State::Done)
         {
             return;

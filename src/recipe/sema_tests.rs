@@ -2,8 +2,8 @@
 //! clock. Log actions are filtered out: the assertions are on what is done.
 
 use super::*;
-use crate::core::ChildStatus;
 use crate::etcd::{Event, KeepAliveAnswer, KeyValue, Lease, OpResult};
+use crate::kit::machine::ChildStatus;
 use crate::record::Holder;
 
 const S: fn(u64) -> Duration = Duration::from_secs;

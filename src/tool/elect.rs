@@ -156,7 +156,7 @@ fn report(
     }
     *last = Some(key);
     let now = crate::schedule::fmt_rfc3339_utc(
-        wall_offset_ms() / 1000 + crate::core::clock::now().as_secs() as i64,
+        wall_offset_ms() / 1000 + crate::runtime::clock::now().as_secs() as i64,
     );
     let line = match (leader, out) {
         (Some(kv), Output::Human) => {

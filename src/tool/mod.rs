@@ -9,10 +9,10 @@ pub mod elect;
 pub mod sema;
 
 use crate::cli::Global;
-use crate::core::driver::Driver;
-use crate::core::keeper::Keeper;
-use crate::core::Machine;
 use crate::etcd::{Client, ClientConfig, ErrorKind, TlsFiles};
+use crate::kit::machine::Machine;
+use crate::runtime::driver::Driver;
+use crate::runtime::keeper::Keeper;
 
 /// Runs a holding machine: forks the keeper first (it must exist before
 /// anything else starts, while the process has one thread), connects, and
@@ -77,4 +77,4 @@ pub fn host_name() -> String {
         .to_string()
 }
 
-pub use crate::core::clock::wall_offset_ms;
+pub use crate::runtime::clock::wall_offset_ms;

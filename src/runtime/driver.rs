@@ -14,9 +14,9 @@ use super::children::{Children, Running};
 use super::clock::{self, Timer};
 use super::keeper::Keeper;
 use super::signals::Signals;
-use super::{Action, Input, Level, Machine, Tag};
 use crate::cli::Verbosity;
 use crate::etcd::{Client, Error, KeepAlive, KeepAliveAnswer, Watch, WatchEvent};
+use crate::kit::machine::{Action, Input, Level, Machine, Tag};
 
 const WATCH_SLOTS: usize = 3;
 
@@ -189,7 +189,7 @@ impl Driver {
         match wake {
             Wake::Signal => {
                 for sig in self.signals.get_ref().take() {
-                    if sig == signal_hook::consts::SIGCHLD {
+                    if sig == crate::kit::signal::SIGCHLD {
                         self.reap();
                     } else {
                         self.pending.push_back(Input::Signal(sig));

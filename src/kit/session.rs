@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::fence::{Fence, Gone};
-use super::{Action, Level};
+use super::machine::{Action, Level};
 use crate::etcd::{Error, KeepAliveAnswer, Lease};
 
 /// Pause before retrying a failover that did not reach any endpoint.

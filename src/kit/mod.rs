@@ -1,0 +1,9 @@
+//! The pure parts under every recipe: no async runtime, no system calls,
+//! no clock reads. Time comes in as an argument, effects go out as actions.
+
+pub mod backoff;
+pub mod fence;
+pub mod machine;
+pub mod session;
+pub mod signal;
+pub mod supervise;
