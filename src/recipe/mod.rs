@@ -3,5 +3,6 @@
 pub mod cron;
 pub mod elect;
 pub mod hold;
+pub mod observe;
 pub mod queue;
 pub mod sema;

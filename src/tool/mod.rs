@@ -11,7 +11,11 @@ pub mod sema;
 use crate::cli::Global;
 use crate::etcd::{Client, ClientConfig, ErrorKind, TlsFiles};
 use crate::kit::machine::Machine;
-use crate::runtime::driver::Driver;
+use std::rc::Rc;
+
+use tokio::runtime::Runtime;
+
+use crate::runtime::driver::{self, Driver};
 use crate::runtime::keeper::Keeper;
 
 /// Runs a holding machine: forks the keeper first (it must exist before
@@ -25,11 +29,18 @@ pub fn hold(global: &Global, machine: &mut dyn Machine) -> i32 {
             return crate::cli::EXIT_UNAVAILABLE;
         }
     };
-    let client = match connect(global) {
+    let rt = match driver::tokio() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("conch: cannot set up the event loop: {e}");
+            return crate::cli::EXIT_UNAVAILABLE;
+        }
+    };
+    let client = match connect_on(global, Some(Rc::clone(&rt))) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match Driver::new(client, global.verbosity, keeper) {
+    match Driver::new(rt, client, global.verbosity, keeper) {
         Ok(mut d) => d.run(machine),
         Err(e) => {
             eprintln!("conch: cannot set up the event loop: {e}");
@@ -50,6 +61,11 @@ pub fn with_client(global: &Global, f: impl FnOnce(&Client) -> i32) -> i32 {
 /// Connects as `global` says; on failure prints one line and returns the
 /// exit code (69: nothing was started).
 pub fn connect(global: &Global) -> Result<Client, i32> {
+    connect_on(global, None)
+}
+
+/// [`connect`] on the event loop's runtime, or on one of the client's own.
+fn connect_on(global: &Global, rt: Option<Rc<Runtime>>) -> Result<Client, i32> {
     let mut cfg = ClientConfig::new(global.endpoints.clone());
     cfg.dial_timeout = global.dial_timeout;
     cfg.user = global.user.clone();
@@ -59,7 +75,11 @@ pub fn connect(global: &Global) -> Result<Client, i32> {
         cert: global.cert.clone(),
         key: global.key.clone(),
     };
-    Client::connect(cfg).map_err(|e| {
+    match rt {
+        Some(rt) => Client::connect_on(cfg, rt),
+        None => Client::connect(cfg),
+    }
+    .map_err(|e| {
         match e.kind {
             ErrorKind::Tls => eprintln!("conch: TLS: {}", e.detail),
             ErrorKind::Auth => eprintln!("conch: etcd refused the credentials: {}", e.detail),
