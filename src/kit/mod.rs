@@ -7,3 +7,4 @@ pub mod machine;
 pub mod session;
 pub mod signal;
 pub mod supervise;
+pub mod timers;

@@ -17,7 +17,6 @@ use super::children::{Children, Running};
 use super::clock::{self, Timer};
 use super::keeper::Keeper;
 use super::signals::Signals;
-use crate::cli::Verbosity;
 use crate::etcd::{Client, Error, KeepAlive, KeepAliveAnswer, Watch, WatchEvent};
 use crate::kit::machine::{Action, Input, Level, Machine, Tag};
 
@@ -49,7 +48,8 @@ pub struct Driver {
     client: Client,
     /// Every etcd call made for the current step ends by then.
     act_by: Option<Instant>,
-    verbosity: Verbosity,
+    /// The least severe level written to stderr.
+    shown: Level,
     keepalive: Option<KeepAlive>,
     watches: [Option<(Tag, Watch)>; WATCH_SLOTS],
     children: Children,
@@ -118,7 +118,7 @@ impl Driver {
     pub fn new(
         rt: Rc<Runtime>,
         client: Client,
-        verbosity: Verbosity,
+        shown: Level,
         keeper: Keeper,
     ) -> std::io::Result<Driver> {
         let signals = Signals::install()?;
@@ -130,7 +130,7 @@ impl Driver {
             rt,
             client,
             act_by: None,
-            verbosity,
+            shown,
             keepalive: None,
             watches: [None, None, None],
             children: Children::new(keeper),
@@ -258,12 +258,7 @@ impl Driver {
     }
 
     fn log(&self, level: Level, msg: &str) {
-        let shown = match level {
-            Level::Error => true,
-            Level::Info => self.verbosity >= Verbosity::Normal,
-            Level::Debug => self.verbosity >= Verbosity::Verbose,
-        };
-        if shown {
+        if level <= self.shown {
             eprintln!("conch: {msg}");
         }
     }

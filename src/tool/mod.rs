@@ -8,9 +8,9 @@ mod cron_ls;
 pub mod elect;
 pub mod sema;
 
-use crate::cli::Global;
+use crate::cli::{Global, Verbosity};
 use crate::etcd::{Client, ClientConfig, ErrorKind, TlsFiles};
-use crate::kit::machine::Machine;
+use crate::kit::machine::{Level, Machine};
 use std::rc::Rc;
 
 use tokio::runtime::Runtime;
@@ -40,7 +40,12 @@ pub fn hold(global: &Global, machine: &mut dyn Machine) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match Driver::new(rt, client, global.verbosity, keeper) {
+    let shown = match global.verbosity {
+        Verbosity::Quiet => Level::Error,
+        Verbosity::Normal => Level::Info,
+        Verbosity::Verbose => Level::Debug,
+    };
+    match Driver::new(rt, client, shown, keeper) {
         Ok(mut d) => d.run(machine),
         Err(e) => {
             eprintln!("conch: cannot set up the event loop: {e}");
