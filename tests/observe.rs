@@ -5,6 +5,7 @@ mod common;
 #[path = "support/faultproxy.rs"]
 mod faultproxy;
 
+use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -96,4 +97,28 @@ fn observe_fails_over_when_its_connection_breaks_and_keeps_reporting() {
     assert_eq!(lines(&d).len(), 2, "no repeated line after the re-read");
     let _ = o.kill();
     let _ = o.wait();
+}
+
+/// `conch elect NAME --observe | head -1`: once nobody reads, the next
+/// line ends the observer (141, as a shell reports SIGPIPE) instead of
+/// following the office for ever.
+#[test]
+fn observe_ends_when_nobody_reads_its_lines() {
+    let p = unique_prefix("observe-pipe");
+    let mut o = conch(&p)
+        .args(["elect", "office", "--observe"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn conch");
+    let mut first = String::new();
+    std::io::BufReader::new(o.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("first line");
+    assert!(first.ends_with("  vacant\n"), "{first:?}");
+    // The reader is dropped: the pipe has no reader left.
+    candidate(&p, 0xa, "ha");
+    let st = wait_exit(&mut o, LONG);
+    assert_eq!(st.code(), Some(141));
 }

@@ -96,7 +96,8 @@ pub enum Action {
     /// A signal to the child's process group and its descendants.
     SignalChild(Tag, i32),
     Log(Level, String),
-    /// A line on stdout (for `--observe` style output).
+    /// A line on stdout (for `--observe` style output). If it cannot be
+    /// written, the machine is told `Signal(SIGPIPE)`.
     Print(String),
     Exit(i32),
 }

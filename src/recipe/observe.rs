@@ -127,8 +127,11 @@ impl Machine for Observe {
                 out.push(Action::Exit(crate::cli::EXIT_UNAVAILABLE));
             }
             Input::ClockStep(offset) => self.cfg.wall_offset_ms = offset,
-            // Until interrupted: as a shell reports a process a signal ended.
-            Input::Signal(sig) if signal::is_fatal(sig) => out.push(Action::Exit(128 + sig)),
+            // Until interrupted or nobody reads: as a shell reports a process
+            // a signal ended.
+            Input::Signal(sig) if signal::is_fatal(sig) || sig == signal::SIGPIPE => {
+                out.push(Action::Exit(128 + sig))
+            }
             _ => {}
         }
         out

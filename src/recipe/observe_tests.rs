@@ -188,6 +188,17 @@ fn a_fatal_signal_ends_it_like_the_shell_would_report_and_others_do_not() {
 }
 
 #[test]
+fn a_line_nobody_reads_ends_it_with_141() {
+    let mut m = observer(false);
+    m.step(Input::Start, S(0));
+    m.step(read(7, vec![]), S(0));
+    assert_eq!(
+        m.step(Input::Signal(signal::SIGPIPE), S(1)),
+        [Action::Exit(141)]
+    );
+}
+
+#[test]
 fn a_stepped_wall_clock_moves_the_printed_time() {
     let mut m = observer(false);
     m.step(Input::Start, S(0));

@@ -24,7 +24,7 @@ const WATCH_SLOTS: usize = 3;
 
 /// The runtime a driver waits on, to be shared with its client
 /// ([`Client::connect_on`]): one thread, so forking children stays safe.
-pub fn tokio() -> std::io::Result<Rc<Runtime>> {
+pub fn new_runtime() -> std::io::Result<Rc<Runtime>> {
     tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -114,7 +114,7 @@ async fn readable<T: AsRawFd>(fd: Option<&AsyncFd<T>>) {
 impl Driver {
     /// Sets up signals and the timer. Called before anything is written to
     /// etcd, so a Ctrl-C during the campaign is handled, not fatal. `rt`
-    /// is the runtime `client` was connected on ([`tokio`]).
+    /// is the runtime `client` was connected on ([`new_runtime`]).
     pub fn new(
         rt: Rc<Runtime>,
         client: Client,
@@ -335,9 +335,15 @@ impl Driver {
             Action::Print(line) => {
                 use std::io::Write;
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
-                let _ = out.flush();
-                return None;
+                match writeln!(out, "{line}").and_then(|()| out.flush()) {
+                    Ok(()) => return None,
+                    // The reader is gone (`| head -1`): as the kernel would
+                    // have said, had Rust not ignored the signal.
+                    Err(e) => {
+                        self.log(Level::Debug, &format!("stdout: {e}"));
+                        Input::Signal(crate::kit::signal::SIGPIPE)
+                    }
+                }
             }
             Action::Exit(code) => return Some(code),
         };

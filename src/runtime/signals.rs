@@ -69,6 +69,7 @@ mod tests {
             (kit::SIGKILL, os::SIGKILL),
             (kit::SIGUSR1, os::SIGUSR1),
             (kit::SIGUSR2, os::SIGUSR2),
+            (kit::SIGPIPE, os::SIGPIPE),
             (kit::SIGTERM, os::SIGTERM),
             (kit::SIGCHLD, os::SIGCHLD),
             (kit::SIGWINCH, os::SIGWINCH),

@@ -29,7 +29,7 @@ pub fn hold(global: &Global, machine: &mut dyn Machine) -> i32 {
             return crate::cli::EXIT_UNAVAILABLE;
         }
     };
-    let rt = match driver::tokio() {
+    let rt = match driver::new_runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("conch: cannot set up the event loop: {e}");
