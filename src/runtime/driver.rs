@@ -141,10 +141,6 @@ impl Driver {
         })
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     /// Runs `m` from [`Input::Start`] until it exits; returns the exit code.
     pub fn run(&mut self, m: &mut dyn Machine) -> i32 {
         self.log(
