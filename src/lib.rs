@@ -3,11 +3,11 @@
 //! integration tests can drive the etcd facade directly.
 
 pub mod cli;
-pub mod core;
 pub mod etcd;
 pub mod keys;
 pub mod kit;
 pub mod recipe;
 pub mod record;
+pub mod runtime;
 pub mod schedule;
 pub mod tool;

@@ -56,9 +56,7 @@ fn lease_revoke_is_seen_by_a_watcher_as_a_delete() {
     assert!(put.succeeded);
     let mut w = c.watch(WatchSpec::key(key.clone()).from_revision(put.revision + 1));
     c.lease_revoke(lease.id).expect("revoke");
-    let ev = c
-        .block_on(async { tokio_timeout(w.next()).await })
-        .expect("watch");
+    let ev = c.next_event(&mut w, WAIT).expect("watch");
     match ev {
         WatchEvent::Events { events, .. } => {
             assert_eq!(events.len(), 1);
@@ -72,12 +70,8 @@ fn lease_revoke_is_seen_by_a_watcher_as_a_delete() {
     assert_eq!(c.lease_time_to_live(lease.id).expect("ttl").ttl, -1);
 }
 
-async fn tokio_timeout<T>(f: impl std::future::Future<Output = T>) -> T {
-    match tokio::time::timeout(Duration::from_secs(10), f).await {
-        Ok(v) => v,
-        Err(_) => panic!("no answer within 10s"),
-    }
-}
+/// How long a stream may take to deliver what a test waits for.
+const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn keep_alive_reports_ttl_and_then_zero_after_revoke() {
@@ -90,12 +84,12 @@ fn keep_alive_reports_ttl_and_then_zero_after_revoke() {
     );
     let mut ka = c.keep_alive(lease.id);
     ka.send(Duration::from_millis(1)).expect("send");
-    let a = c.block_on(tokio_timeout(ka.next())).expect("answer");
+    let a = c.next_answer(&mut ka, WAIT).expect("answer");
     assert_eq!(a.sent_at, Duration::from_millis(1));
     assert!(a.ttl > 0);
     c.lease_revoke(lease.id).expect("revoke");
     ka.send(Duration::from_millis(2)).expect("send");
-    let a = c.block_on(tokio_timeout(ka.next())).expect("answer");
+    let a = c.next_answer(&mut ka, WAIT).expect("answer");
     assert_eq!(a.sent_at, Duration::from_millis(2));
     assert!(a.ttl <= 0, "revoked lease answered TTL {}", a.ttl);
 }
@@ -110,7 +104,7 @@ fn watch_from_a_compacted_revision_is_reported_and_recovers() {
     let last = c.put(key.clone(), "3", 0).expect("put");
     c.compact(last).expect("compact");
     let mut w = c.watch(WatchSpec::prefix(p.clone()).from_revision(first));
-    match c.block_on(tokio_timeout(w.next())).expect("watch") {
+    match c.next_event(&mut w, WAIT).expect("watch") {
         WatchEvent::Compacted { compact_revision } => assert!(compact_revision >= last),
         other => panic!("expected compaction, got {other:?}"),
     }
@@ -119,7 +113,7 @@ fn watch_from_a_compacted_revision_is_reported_and_recovers() {
     assert_eq!(now.kvs[0].value, b"3");
     let mut w = c.watch(WatchSpec::prefix(p.clone()).from_revision(now.revision + 1));
     c.put(key.clone(), "4", 0).expect("put");
-    match c.block_on(tokio_timeout(w.next())).expect("watch") {
+    match c.next_event(&mut w, WAIT).expect("watch") {
         WatchEvent::Events { events, .. } => assert_eq!(events[0].kv.value, b"4"),
         other => panic!("expected the put, got {other:?}"),
     }
@@ -209,7 +203,7 @@ fn deletes_only_watch_skips_puts_and_carries_prev_kv() {
     );
     c.put(format!("{p}/b"), "vb", 0).expect("put");
     c.delete(format!("{p}/a"), Vec::new()).expect("delete");
-    match c.block_on(tokio_timeout(w.next())).expect("watch") {
+    match c.next_event(&mut w, WAIT).expect("watch") {
         WatchEvent::Events { events, .. } => {
             assert_eq!(events.len(), 1, "{events:?}");
             assert_eq!(events[0].kind, EventKind::Delete);

@@ -347,11 +347,11 @@ fn an_unanswered_read_fails_over_and_no_call_outlives_the_deadline() {
     q.set(Fault::Reset);
     for op in ["range", "revoke", "failover"] {
         let t = Instant::now();
-        c.set_deadline(Some(t + Duration::from_secs(1)));
+        let b = c.by(Some(t + Duration::from_secs(1)));
         let r = match op {
-            "range" => c.range(Range::key("/faults/x")).map(|_| ()),
-            "revoke" => c.lease_revoke(0x1234),
-            _ => c.failover(),
+            "range" => b.range(Range::key("/faults/x")).map(|_| ()),
+            "revoke" => b.lease_revoke(0x1234),
+            _ => b.failover(),
         };
         let took = t.elapsed();
         eprintln!("{op} with a 1s deadline: {took:?}");

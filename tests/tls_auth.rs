@@ -836,7 +836,7 @@ fn auth_watch_opened_with_an_expired_token_is_canceled_by_etcd() {
     c.put(key.clone(), "1", 0).expect("put");
     std::thread::sleep(TOKEN_TTL * 2);
     let mut w = c.watch(WatchSpec::key(key.clone()));
-    match c.block_on(w.next()) {
+    match c.next_event(&mut w, Duration::from_secs(10)) {
         Ok(WatchEvent::Canceled { reason }) => {
             assert!(
                 reason.contains("auth token") || reason.contains("permission denied"),
@@ -848,7 +848,7 @@ fn auth_watch_opened_with_an_expired_token_is_canceled_by_etcd() {
     c.failover().expect("reconnect and authenticate");
     let rev = c.put(key.clone(), "2", 0).expect("put");
     let mut w = c.watch(WatchSpec::key(key).from_revision(rev));
-    match c.block_on(w.next()) {
+    match c.next_event(&mut w, Duration::from_secs(10)) {
         Ok(WatchEvent::Events { events, .. }) => assert_eq!(events[0].kv.value, b"2"),
         other => panic!("expected the put, got {other:?}"),
     }

@@ -1,7 +1,8 @@
 //! Connection, failover and the blocking unary calls.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
@@ -28,17 +29,15 @@ struct Conn {
     token: Option<AsciiMetadataValue>,
 }
 
-/// A connection to one etcd member at a time, with its own current-thread
-/// runtime: every method blocks, and [`Client::block_on`] lets the event loop
-/// wait on streams together with other sources.
+/// A connection to one etcd member at a time. Every method blocks, running
+/// its call on a current-thread runtime that the caller hands in (the event
+/// loop shares its own) or that [`Client::connect`] makes for a simple tool.
 pub struct Client {
-    rt: Runtime,
+    pub(super) rt: Rc<Runtime>,
     cfg: ClientConfig,
     /// Built once from [`TlsFiles`]; `None` when no endpoint uses TLS.
     tls: Option<Tls>,
     conn: RefCell<Conn>,
-    /// Unary calls end by then at the latest (see [`Client::set_deadline`]).
-    deadline: Cell<Option<Instant>>,
 }
 
 /// Adds to a refusal what the user can do about it: which TLS file a
@@ -79,12 +78,19 @@ impl Client {
     /// are tried, the first ones first), then authenticates if a user is
     /// configured.
     pub fn connect(cfg: ClientConfig) -> Result<Client> {
-        let tls = tls::load(&cfg)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
             .map_err(|e| Error::new(ErrorKind::Other, "connect", e.to_string()))?;
+        Client::connect_on(cfg, Rc::new(rt))
+    }
+
+    /// [`Client::connect`] on the caller's runtime (a current-thread one
+    /// with I/O and time enabled), which then drives both these calls and
+    /// the caller's own waits.
+    pub fn connect_on(cfg: ClientConfig, rt: Rc<Runtime>) -> Result<Client> {
+        let tls = tls::load(&cfg)?;
         let until = Instant::now() + cfg.dial_timeout;
         let (index, channel) = rt
             .block_on(dial::dial_any(&cfg, tls.as_ref(), 0, until))
@@ -98,9 +104,8 @@ impl Client {
                 channel,
                 token: None,
             }),
-            deadline: Cell::new(None),
         };
-        client.authenticate()?;
+        client.authenticate(None)?;
         Ok(client)
     }
 
@@ -112,13 +117,21 @@ impl Client {
     /// Drops the current connection and connects to another endpoint that
     /// answers, the current one last (it may be the only one alive).
     pub fn failover(&self) -> Result<()> {
-        self.failover_until(self.until(self.cfg.dial_timeout))
+        self.failover_at(None)
+    }
+
+    pub(super) fn failover_at(&self, at: Option<Instant>) -> Result<()> {
+        self.failover_by(self.cfg.dial_timeout, at)
     }
 
     /// [`Client::failover`] within `budget` instead of the dial timeout: a
     /// holder may not wait past the moment its child must start stopping.
     pub fn failover_within(&self, budget: Duration) -> Result<()> {
-        self.failover_until(self.until(budget))
+        self.failover_by(budget, None)
+    }
+
+    pub(super) fn failover_by(&self, budget: Duration, at: Option<Instant>) -> Result<()> {
+        self.failover_until(until(budget, at))
     }
 
     fn failover_until(&self, until: Instant) -> Result<()> {
@@ -132,16 +145,16 @@ impl Client {
             c.index = index;
             c.channel = channel;
         }
-        self.authenticate()
+        self.authenticate(Some(until))
     }
 
-    fn authenticate(&self) -> Result<()> {
+    fn authenticate(&self, at: Option<Instant>) -> Result<()> {
         let Some(name) = self.cfg.user.clone() else {
             return Ok(());
         };
         let password = self.cfg.password.clone().unwrap_or_default();
         let ch = self.conn.borrow().channel.clone();
-        let until = self.until(self.cfg.request_timeout);
+        let until = until(self.cfg.request_timeout, at);
         let resp = match self.run_timed("authenticate", until, async move {
             AuthClient::new(ch)
                 .authenticate(rpc::AuthenticateRequest { name, password })
@@ -157,11 +170,6 @@ impl Client {
             .map_err(|_| Error::new(ErrorKind::Auth, "authenticate", "token is not ASCII"))?;
         self.conn.borrow_mut().token = Some(token);
         Ok(())
-    }
-
-    /// Runs a future on the client's runtime; the event loop's one wait.
-    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        self.rt.block_on(fut)
     }
 
     pub(super) fn channel(&self) -> Channel {
@@ -180,20 +188,6 @@ impl Client {
             req.metadata_mut().insert("token", t.clone());
         }
         req
-    }
-
-    /// Bounds every blocking call (dial, failover, request, retry) until
-    /// `at`: the event loop sets it to the instant its machine must act by,
-    /// so a member that hangs cannot hold a holder past the moment its
-    /// child must stop.
-    pub fn set_deadline(&self, at: Option<Instant>) {
-        self.deadline.set(at);
-    }
-
-    /// `budget` from now, but never past the loop's deadline.
-    fn until(&self, budget: Duration) -> Instant {
-        let own = Instant::now() + budget;
-        self.deadline.get().map_or(own, |at| at.min(own))
     }
 
     fn run_timed<T, F>(
@@ -229,13 +223,19 @@ impl Client {
         }
     }
 
-    /// One unary call, ended by the request timeout or the loop's deadline,
-    /// whichever comes first. `idempotent` calls give each member a short
+    /// One unary call, ended by the request timeout or the caller's
+    /// deadline `at`, whichever comes first. `idempotent` calls give each member a short
     /// while to answer (doubling on every retry) and then try another, so a
     /// hung member costs a moment, not the whole budget; writes are never
     /// retried, since their outcome is unknown after a timeout. An expired
     /// auth token is renewed once.
-    fn unary<T, F, Fut>(&self, op: &'static str, idempotent: bool, call: F) -> Result<T>
+    fn unary<T, F, Fut>(
+        &self,
+        op: &'static str,
+        idempotent: bool,
+        at: Option<Instant>,
+        call: F,
+    ) -> Result<T>
     where
         F: Fn(Channel, &Client) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
@@ -247,7 +247,7 @@ impl Client {
         } else {
             self.cfg.request_timeout
         };
-        let until = self.until(budget);
+        let until = until(budget, at);
         let mut patience = ANSWER_PATIENCE;
         loop {
             let attempt = if idempotent && self.cfg.endpoints.len() > 1 {
@@ -259,7 +259,7 @@ impl Client {
                 Ok(r) => return Ok(r.into_inner()),
                 Err(e) if e.kind == ErrorKind::Auth && !reauthed && e.detail.contains("token") => {
                     reauthed = true;
-                    self.authenticate()?;
+                    self.authenticate(Some(until))?;
                 }
                 Err(e) if idempotent && e.is_unavailable() && Instant::now() < until => {
                     // A member that accepts connections and then drops every
@@ -278,8 +278,12 @@ impl Client {
     }
 
     pub fn range(&self, r: Range) -> Result<RangeResult> {
+        self.range_by(r, None)
+    }
+
+    pub(super) fn range_by(&self, r: Range, at: Option<Instant>) -> Result<RangeResult> {
         let req = convert::range_req(r);
-        let resp = self.unary("range", true, |ch, c| {
+        let resp = self.unary("range", true, at, |ch, c| {
             let req = c.request(req.clone(), false);
             async move { KvClient::new(ch).range(req).await }
         })?;
@@ -298,7 +302,7 @@ impl Client {
             lease,
             ..Default::default()
         };
-        let resp = self.unary("put", false, |ch, c| {
+        let resp = self.unary("put", false, None, |ch, c| {
             let req = c.request(req.clone(), false);
             async move { KvClient::new(ch).put(req).await }
         })?;
@@ -313,7 +317,7 @@ impl Client {
             range_end,
             ..Default::default()
         };
-        let resp = self.unary("delete", false, |ch, c| {
+        let resp = self.unary("delete", false, None, |ch, c| {
             let req = c.request(req.clone(), false);
             async move { KvClient::new(ch).delete_range(req).await }
         })?;
@@ -321,8 +325,12 @@ impl Client {
     }
 
     pub fn txn(&self, t: Txn) -> Result<TxnResult> {
+        self.txn_by(t, None)
+    }
+
+    pub(super) fn txn_by(&self, t: Txn, at: Option<Instant>) -> Result<TxnResult> {
         let req = convert::txn_req(t);
-        let resp = self.unary("txn", false, |ch, c| {
+        let resp = self.unary("txn", false, at, |ch, c| {
             let req = c.request(req.clone(), false);
             async move { KvClient::new(ch).txn(req).await }
         })?;
@@ -335,7 +343,7 @@ impl Client {
             revision,
             physical: true,
         };
-        self.unary("compact", false, |ch, c| {
+        self.unary("compact", false, None, |ch, c| {
             let req = c.request(req, false);
             async move { KvClient::new(ch).compact(req).await }
         })?;
@@ -343,11 +351,15 @@ impl Client {
     }
 
     pub fn lease_grant(&self, ttl_secs: i64) -> Result<Lease> {
+        self.lease_grant_by(ttl_secs, None)
+    }
+
+    pub(super) fn lease_grant_by(&self, ttl_secs: i64, at: Option<Instant>) -> Result<Lease> {
         let req = rpc::LeaseGrantRequest {
             ttl: ttl_secs,
             id: 0,
         };
-        let resp = self.unary("lease grant", true, |ch, c| {
+        let resp = self.unary("lease grant", true, at, |ch, c| {
             let req = c.request(req, false);
             async move { LeaseClient::new(ch).lease_grant(req).await }
         })?;
@@ -362,8 +374,12 @@ impl Client {
 
     /// Revokes a lease; a lease that is already gone counts as revoked.
     pub fn lease_revoke(&self, id: i64) -> Result<()> {
+        self.lease_revoke_by(id, None)
+    }
+
+    pub(super) fn lease_revoke_by(&self, id: i64, at: Option<Instant>) -> Result<()> {
         let req = rpc::LeaseRevokeRequest { id };
-        match self.unary("lease revoke", true, |ch, c| {
+        match self.unary("lease revoke", true, at, |ch, c| {
             let req = c.request(req, false);
             async move { LeaseClient::new(ch).lease_revoke(req).await }
         }) {
@@ -375,7 +391,7 @@ impl Client {
 
     pub fn lease_time_to_live(&self, id: i64) -> Result<LeaseStatus> {
         let req = rpc::LeaseTimeToLiveRequest { id, keys: false };
-        let resp = self.unary("lease ttl", true, |ch, c| {
+        let resp = self.unary("lease ttl", true, None, |ch, c| {
             let req = c.request(req, false);
             async move { LeaseClient::new(ch).lease_time_to_live(req).await }
         })?;
@@ -384,4 +400,10 @@ impl Client {
             granted_ttl: resp.granted_ttl,
         })
     }
+}
+
+/// `budget` from now, but never past the caller's deadline `at`.
+fn until(budget: Duration, at: Option<Instant>) -> Instant {
+    let own = Instant::now() + budget;
+    at.map_or(own, |at| at.min(own))
 }

@@ -28,7 +28,7 @@ pub struct ClientConfig {
     pub dial_timeout: Duration,
     /// Budget for one write; reads and lease calls, which are retried on
     /// other members, get the larger of this and the dial timeout in all.
-    /// `Client::set_deadline` cuts every budget short.
+    /// A deadline given with `Client::by` cuts every budget short.
     pub request_timeout: Duration,
     pub user: Option<String>,
     pub password: Option<String>,

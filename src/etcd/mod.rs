@@ -2,9 +2,11 @@
 //! Everything it returns is one of the small types below.
 //!
 //! Simple commands call the blocking methods of [`Client`]. The event loop
-//! opens a [`Watch`] or a [`KeepAlive`] and awaits their `next()` inside one
-//! [`Client::block_on`], together with its own file descriptors.
+//! hands the client the runtime it waits on, makes each request through
+//! [`Client::by`] with the instant it must act by, and awaits the `next()`
+//! of a [`Watch`] or a [`KeepAlive`] together with its own file descriptors.
 
+mod bounded;
 mod client;
 mod config;
 mod convert;
@@ -14,6 +16,7 @@ mod pb;
 mod stream;
 mod tls;
 
+pub use bounded::Bounded;
 pub use client::Client;
 pub use config::{ClientConfig, TlsFiles};
 pub use stream::{KeepAlive, KeepAliveAnswer, Watch, WatchEvent, WatchSpec};

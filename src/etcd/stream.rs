@@ -1,6 +1,9 @@
 //! Watch and LeaseKeepAlive streams. Both open lazily: the HTTP/2 stream is
 //! started by the first `next()`, inside the event loop's wait, so opening
-//! one never costs the caller a round trip of its own.
+//! one never costs the caller a round trip of its own. Their async `next()`
+//! is for the crate's one event loop, which awaits it together with its own
+//! file descriptors; everyone else waits through [`Client::next_event`] and
+//! [`Client::next_answer`].
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -123,7 +126,7 @@ pub struct Watch {
 impl Watch {
     /// The next thing that happened. An error means the stream is gone
     /// (re-open it after a failover); `Compacted`/`Canceled` end the watch.
-    pub async fn next(&mut self) -> Result<WatchEvent> {
+    pub(crate) async fn next(&mut self) -> Result<WatchEvent> {
         loop {
             let resp = self.state.message("watch").await?;
             if resp.compact_revision != 0 {
@@ -188,7 +191,7 @@ impl KeepAlive {
 
     /// The next answer. An error means the stream is gone: every lease it
     /// kept alive is at risk, so re-open at once (on another endpoint).
-    pub async fn next(&mut self) -> Result<KeepAliveAnswer> {
+    pub(crate) async fn next(&mut self) -> Result<KeepAliveAnswer> {
         loop {
             let resp = self.state.message("keep-alive").await?;
             if resp.id != self.lease {
@@ -210,6 +213,34 @@ impl KeepAlive {
 }
 
 impl Client {
+    /// Waits up to `within` for the next thing `w` delivers; a timeout is
+    /// an error of kind `Timeout` and leaves the watch usable.
+    pub fn next_event(&self, w: &mut Watch, within: Duration) -> Result<WatchEvent> {
+        self.wait_for("watch", within, w.next())
+    }
+
+    /// Waits up to `within` for the next keep-alive answer.
+    pub fn next_answer(&self, ka: &mut KeepAlive, within: Duration) -> Result<KeepAliveAnswer> {
+        self.wait_for("keep-alive", within, ka.next())
+    }
+
+    fn wait_for<T>(
+        &self,
+        op: &'static str,
+        within: Duration,
+        fut: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.rt
+            .block_on(async { tokio::time::timeout(within, fut).await })
+            .unwrap_or_else(|_| {
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    op,
+                    format!("nothing within {}ms", within.as_millis()),
+                ))
+            })
+    }
+
     /// Prepares a watch; the stream opens on the first [`Watch::next`].
     pub fn watch(&self, spec: WatchSpec) -> Watch {
         use rpc::watch_create_request::FilterType;

@@ -1,7 +1,14 @@
-//! The pure kit under the recipes: what machines, the runtime and the tools
-//! share without any I/O, async runtime or clock read.
+//! The pure kit under the recipes: no async runtime, no system calls, no
+//! clock reads. Time comes in as an argument, effects go out as actions.
 
+pub mod backoff;
 pub mod duration;
 pub mod exit;
+pub mod fence;
+pub mod machine;
+pub mod session;
+pub mod signal;
+pub mod supervise;
+pub mod timers;
 pub mod verbosity;
 pub mod wait;

@@ -11,14 +11,15 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use crate::core::session::Session;
-use crate::core::supervise::{Ended, Supervisor};
-use crate::core::{signals, Action, ChildStatus, Input, Level, Machine, SpawnSpec, Tag};
 use crate::etcd::{
     CmpOp, Compare, Error, EventKind, KeyValue, Op, Range, Target, Txn, TxnResult, WatchEvent,
     WatchSpec,
 };
 use crate::keys::{lease_hex, parse_tick, Schema, TickKind};
+use crate::kit::machine::{Action, ChildStatus, Input, Level, Machine, SpawnSpec, Tag};
+use crate::kit::session::Session;
+use crate::kit::signal;
+use crate::kit::supervise::{Ended, Supervisor};
 use crate::record::cron::{Claim, Job, Node, Outcome, RunResult};
 use crate::schedule::{fmt_rfc3339_utc, next_tick, Schedule, Zone};
 
@@ -162,7 +163,7 @@ impl Cron {
     }
 
     fn on_signal(&mut self, sig: i32, now: Duration, out: &mut Vec<Action>) {
-        if !signals::is_fatal(sig) {
+        if !signal::is_fatal(sig) {
             for run in self.runs.values_mut() {
                 if run.child.is_running() {
                     out.push(Action::SignalChild(run.child.tag(), sig));

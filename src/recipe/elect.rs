@@ -4,10 +4,10 @@
 //! child, losses, signals, resign) is `hold.rs`.
 
 use super::hold::{find_own, Acquire, Deletions, Hold, Report, Retry, Won};
-use crate::core::fence::Gone;
-use crate::core::{Action, Input, Level, Tag};
 use crate::etcd::{Compare, Error, ErrorKind, EventKind, Op, Range, RangeResult, Txn, WatchSpec};
 use crate::keys::Schema;
+use crate::kit::fence::Gone;
+use crate::kit::machine::{Action, Input, Level, Tag};
 
 /// Watch tags.
 const OWN: Tag = 1;

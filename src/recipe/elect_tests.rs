@@ -2,10 +2,10 @@
 //! clock. Log actions are filtered out: the assertions are on what is done.
 
 use super::*;
-use crate::core::ChildStatus;
-use crate::core::Machine;
 use crate::etcd::{KeepAliveAnswer, KeyValue, Lease, OpResult, TxnResult};
 use crate::keys::lease_hex;
+use crate::kit::machine::ChildStatus;
+use crate::kit::machine::Machine;
 use crate::kit::wait::Wait;
 use crate::recipe::harness::{assert_env, common, deletes, MS, S};
 use crate::recipe::hold::Common;

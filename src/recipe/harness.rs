@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::hold::Common;
-use crate::core::{Action, Input, Machine, Tag};
 use crate::etcd::{Error, ErrorKind, Event, EventKind, KeyValue, Lease, Op, Txn, WatchEvent};
+use crate::kit::machine::{Action, Input, Machine, Tag};
 use crate::kit::wait::Wait;
 
 /// Seconds and milliseconds on the virtual clock.

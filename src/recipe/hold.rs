@@ -10,12 +10,12 @@ use std::time::Duration;
 
 pub use super::hold_part::{find_own, Acquire, Common, Config, Deletions, Report, Retry, Won};
 use super::hold_run::Run;
-use crate::core::backoff::Backoff;
-use crate::core::fence::Gone;
-use crate::core::session::Session;
-use crate::core::{Action, Input, Level, Machine, SpawnSpec, Tag};
 use crate::etcd::{Error, ErrorKind, EventKind, WatchEvent};
 use crate::keys::lease_hex;
+use crate::kit::backoff::Backoff;
+use crate::kit::fence::Gone;
+use crate::kit::machine::{Action, Input, Level, Machine, SpawnSpec, Tag};
+use crate::kit::session::Session;
 use crate::kit::wait::Wait;
 use crate::record::Holder;
 

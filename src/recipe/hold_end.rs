@@ -7,11 +7,11 @@ use std::time::Duration;
 use super::hold::{Hold, Life, Then, AGAIN};
 use super::hold_part::{Acquire, Retry};
 use super::hold_run::{describe, AfterLoss, AfterSignal, Stop};
-use crate::core::fence::Gone;
-use crate::core::supervise::Ended;
-use crate::core::{Action, Level};
 use crate::etcd::Error;
 use crate::kit::duration::fmt_duration;
+use crate::kit::fence::Gone;
+use crate::kit::machine::{Action, Level};
+use crate::kit::supervise::Ended;
 
 impl<A: Acquire> Hold<A> {
     /// The lease (or our key) can no longer be trusted.
@@ -131,7 +131,7 @@ impl<A: Acquire> Hold<A> {
     }
 
     pub(super) fn on_signal(&mut self, sig: i32, now: Duration, out: &mut Vec<Action>) {
-        if !crate::core::signals::is_fatal(sig) {
+        if !crate::kit::signal::is_fatal(sig) {
             self.run.on_signal(sig, now, None, out);
             return;
         }

@@ -6,10 +6,10 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use crate::core::fence::Gone;
-use crate::core::{Action, Input, Tag};
 use crate::etcd::{Error, Event, RangeResult, WatchSpec};
 use crate::keys::Schema;
+use crate::kit::fence::Gone;
+use crate::kit::machine::{Action, Input, Tag};
 use crate::kit::wait::Wait;
 
 /// What every hold is told, fixed for its life.

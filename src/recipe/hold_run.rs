@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
-use crate::core::fence::Gone;
-use crate::core::supervise::{Ended, Supervisor};
-use crate::core::{signals, Action, Level};
 use crate::kit::duration::fmt_duration;
+use crate::kit::fence::Gone;
+use crate::kit::machine::{Action, Level};
+use crate::kit::signal;
+use crate::kit::supervise::{Ended, Supervisor};
 use crate::kit::wait::Wait;
 
 const SIGTERM: i32 = 15;
@@ -169,7 +170,7 @@ impl Run {
         hard: Option<Duration>,
         out: &mut Vec<Action>,
     ) -> AfterSignal {
-        if !signals::is_fatal(sig) {
+        if !signal::is_fatal(sig) {
             if self.child.is_running() {
                 out.push(Action::SignalChild(self.child.tag(), sig));
             }
@@ -206,10 +207,10 @@ impl Run {
 }
 
 /// How a child ended, for the log.
-pub fn describe(s: crate::core::ChildStatus) -> String {
+pub fn describe(s: crate::kit::machine::ChildStatus) -> String {
     match s {
-        crate::core::ChildStatus::Exited(c) => format!("exit {c}"),
-        crate::core::ChildStatus::Signaled(sig) => format!("signal {sig}"),
+        crate::kit::machine::ChildStatus::Exited(c) => format!("exit {c}"),
+        crate::kit::machine::ChildStatus::Signaled(sig) => format!("signal {sig}"),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The child side of a hold on its own, on a virtual clock.
 
 use super::*;
-use crate::core::{ChildStatus, SpawnSpec};
+use crate::kit::machine::{ChildStatus, SpawnSpec};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 const MS: fn(u64) -> Duration = Duration::from_millis;

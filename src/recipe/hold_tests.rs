@@ -4,8 +4,8 @@
 //! keys add.
 
 use super::*;
-use crate::core::ChildStatus;
 use crate::etcd::{KeepAliveAnswer, KeyValue, Lease, Txn, TxnResult, WatchSpec};
+use crate::kit::machine::ChildStatus;
 use crate::recipe::harness::{common, Harness, MS, S};
 
 const L: i64 = 0x694d_0001;

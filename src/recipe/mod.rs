@@ -8,6 +8,7 @@ pub mod hold;
 mod hold_end;
 mod hold_part;
 mod hold_run;
+pub mod observe;
 pub mod queue;
 pub mod sema;
 

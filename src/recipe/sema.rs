@@ -7,13 +7,13 @@ use std::collections::BTreeSet;
 
 use super::hold::{find_own, Acquire, Deletions, Hold, Report, Retry, Won};
 use super::queue::{lowest_free, Queue};
-use crate::core::fence::Gone;
-use crate::core::{Action, Input, Level, Tag};
 use crate::etcd::{
     CmpOp, Compare, Error, ErrorKind, EventKind, Op, Range, RangeResult, Target, Txn, TxnResult,
     WatchSpec,
 };
 use crate::keys::{lease_hex, Schema};
+use crate::kit::fence::Gone;
+use crate::kit::machine::{Action, Input, Level, Tag};
 
 /// Watch tags.
 const QUEUE: Tag = 1;

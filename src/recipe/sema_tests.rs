@@ -2,8 +2,8 @@
 //! clock. Log actions are filtered out: the assertions are on what is done.
 
 use super::*;
-use crate::core::ChildStatus;
 use crate::etcd::{KeepAliveAnswer, KeyValue, Lease, OpResult};
+use crate::kit::machine::ChildStatus;
 use crate::kit::wait::Wait;
 use crate::recipe::harness::{assert_env, common, deletes, MS, S};
 use crate::recipe::hold::Common;

@@ -19,6 +19,6 @@ pub fn run(global: &Global, node: Option<String>) -> i32 {
         wall_offset_ms: wall_offset_ms(),
     };
     // Runs are background jobs: Ctrl-C at a terminal stops the daemon.
-    crate::core::terminal::never_lend();
+    crate::runtime::terminal::never_lend();
     hold(global, &mut Cron::new(cfg))
 }

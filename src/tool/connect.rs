@@ -1,16 +1,22 @@
 //! Reaching etcd as the global options say: connect for a read or write,
-//! or start the keeper, connect and drive a machine to its exit code.
+//! or start the keeper, connect on the event loop's runtime and drive a
+//! machine to its exit code.
+
+use std::rc::Rc;
+
+use tokio::runtime::Runtime;
 
 use crate::cli::Global;
-use crate::core::driver::Driver;
-use crate::core::keeper::Keeper;
-use crate::core::Machine;
 use crate::etcd::{Client, ClientConfig, ErrorKind, TlsFiles};
 use crate::kit::exit::EXIT_UNAVAILABLE;
+use crate::kit::machine::{Level, Machine};
+use crate::kit::verbosity::Verbosity;
+use crate::runtime::driver::{self, Driver};
+use crate::runtime::keeper::Keeper;
 
 /// Runs a holding machine: forks the keeper first (it must exist before
-/// anything else starts, while the process has one thread), connects, and
-/// drives the machine to its exit code.
+/// anything else starts, while the process has one thread), connects on
+/// the runtime the driver owns, and drives the machine to its exit code.
 pub fn hold(global: &Global, machine: &mut dyn Machine) -> i32 {
     let keeper = match Keeper::start() {
         Ok(k) => k,
@@ -19,11 +25,23 @@ pub fn hold(global: &Global, machine: &mut dyn Machine) -> i32 {
             return EXIT_UNAVAILABLE;
         }
     };
-    let client = match connect(global) {
+    let rt = match driver::new_runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("conch: cannot set up the event loop: {e}");
+            return EXIT_UNAVAILABLE;
+        }
+    };
+    let client = match connect_on(global, Some(Rc::clone(&rt))) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match Driver::new(client, global.verbosity, keeper) {
+    let shown = match global.verbosity {
+        Verbosity::Quiet => Level::Error,
+        Verbosity::Normal => Level::Info,
+        Verbosity::Verbose => Level::Debug,
+    };
+    match Driver::new(rt, client, shown, keeper) {
         Ok(mut d) => d.run(machine),
         Err(e) => {
             eprintln!("conch: cannot set up the event loop: {e}");
@@ -44,6 +62,11 @@ pub fn with_client(global: &Global, f: impl FnOnce(&Client) -> i32) -> i32 {
 /// Connects as `global` says; on failure prints one line and returns the
 /// exit code (69: nothing was started).
 pub fn connect(global: &Global) -> Result<Client, i32> {
+    connect_on(global, None)
+}
+
+/// [`connect`] on the event loop's runtime, or on one of the client's own.
+fn connect_on(global: &Global, rt: Option<Rc<Runtime>>) -> Result<Client, i32> {
     let mut cfg = ClientConfig::new(global.endpoints.clone());
     cfg.dial_timeout = global.dial_timeout;
     cfg.user = global.user.clone();
@@ -53,7 +76,11 @@ pub fn connect(global: &Global) -> Result<Client, i32> {
         cert: global.cert.clone(),
         key: global.key.clone(),
     };
-    Client::connect(cfg).map_err(|e| {
+    match rt {
+        Some(rt) => Client::connect_on(cfg, rt),
+        None => Client::connect(cfg),
+    }
+    .map_err(|e| {
         match e.kind {
             ErrorKind::Tls => eprintln!("conch: TLS: {}", e.detail),
             ErrorKind::Auth => eprintln!("conch: etcd refused the credentials: {}", e.detail),

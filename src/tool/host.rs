@@ -1,7 +1,7 @@
 //! What the tools stamp on what they write: this host's name and its wall
 //! clock.
 
-pub use crate::core::clock::wall_offset_ms;
+pub use crate::runtime::clock::wall_offset_ms;
 
 /// This host's name, for holder records.
 pub fn host_name() -> String {

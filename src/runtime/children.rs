@@ -15,7 +15,8 @@ use tokio::io::unix::AsyncFd;
 
 use super::keeper::Keeper;
 use super::procs::{self, Pinned};
-use super::{child, clock, terminal, ChildStatus, Input, SpawnSpec, Tag};
+use super::{child, clock, terminal};
+use crate::kit::machine::{ChildStatus, Input, SpawnSpec, Tag};
 
 /// What identifies one run.
 struct Run {

@@ -1,30 +1,42 @@
 //! The one event loop: waits on the keep-alive stream, the watches, the
 //! child's pidfd, the signal pipe and a BOOTTIME timer in a single
-//! `block_on`, feeds what happened to the machine, and carries out every
-//! action it returns before waiting again.
+//! `block_on` of the runtime it owns, feeds what happened to the machine,
+//! and carries out every action it returns before waiting again.
 
 use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::Instant;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+use tokio::runtime::Runtime;
 
 use super::child;
 use super::children::{Children, Running};
 use super::clock::{self, Timer};
 use super::keeper::Keeper;
 use super::signals::Signals;
-use super::{Action, Input, Level, Machine, Tag};
 use crate::etcd::{Client, Error, KeepAlive, KeepAliveAnswer, Watch, WatchEvent};
-use crate::kit::verbosity::Verbosity;
+use crate::kit::machine::{Action, Input, Level, Machine, Tag};
 
 const WATCH_SLOTS: usize = 3;
 
+/// The runtime a driver waits on, to be shared with its client
+/// ([`Client::connect_on`]): one thread, so forking children stays safe.
+pub fn new_runtime() -> std::io::Result<Rc<Runtime>> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map(Rc::new)
+}
+
 /// Registers a file descriptor that the value owns for its whole life.
-fn register<T: AsRawFd>(client: &Client, v: T) -> std::io::Result<AsyncFd<T>> {
+fn register<T: AsRawFd>(rt: &Runtime, v: T) -> std::io::Result<AsyncFd<T>> {
     // SAFETY: every T passed here (Signals, Timer, OwnedFd) owns its file
     // descriptor, which stays open until the AsyncFd drops it.
-    client.block_on(async {
+    rt.block_on(async {
         unsafe { AsyncFd::register_with_interest(v, Interest::READABLE) }
             .map_err(|e| e.into_parts().1)
     })
@@ -32,8 +44,12 @@ fn register<T: AsRawFd>(client: &Client, v: T) -> std::io::Result<AsyncFd<T>> {
 
 /// Owns every source of events for one machine.
 pub struct Driver {
+    rt: Rc<Runtime>,
     client: Client,
-    verbosity: Verbosity,
+    /// Every etcd call made for the current step ends by then.
+    act_by: Option<Instant>,
+    /// The least severe level written to stderr.
+    shown: Level,
     keepalive: Option<KeepAlive>,
     watches: [Option<(Tag, Watch)>; WATCH_SLOTS],
     children: Children,
@@ -97,16 +113,24 @@ async fn readable<T: AsRawFd>(fd: Option<&AsyncFd<T>>) {
 
 impl Driver {
     /// Sets up signals and the timer. Called before anything is written to
-    /// etcd, so a Ctrl-C during the campaign is handled, not fatal.
-    pub fn new(client: Client, verbosity: Verbosity, keeper: Keeper) -> std::io::Result<Driver> {
+    /// etcd, so a Ctrl-C during the campaign is handled, not fatal. `rt`
+    /// is the runtime `client` was connected on ([`new_runtime`]).
+    pub fn new(
+        rt: Rc<Runtime>,
+        client: Client,
+        shown: Level,
+        keeper: Keeper,
+    ) -> std::io::Result<Driver> {
         let signals = Signals::install()?;
         let timer = Timer::new()?;
-        let signals = register(&client, signals)?;
-        let timer = register(&client, timer)?;
+        let signals = register(&rt, signals)?;
+        let timer = register(&rt, timer)?;
         child::become_subreaper();
         Ok(Driver {
+            rt,
             client,
-            verbosity,
+            act_by: None,
+            shown,
             keepalive: None,
             watches: [None, None, None],
             children: Children::new(keeper),
@@ -115,10 +139,6 @@ impl Driver {
             timer,
             pending: VecDeque::new(),
         })
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 
     /// Runs `m` from [`Input::Start`] until it exits; returns the exit code.
@@ -135,10 +155,9 @@ impl Driver {
                 let actions = m.step(input, now);
                 // Blocking calls made for these actions end by the time the
                 // machine must act: a hung member must not delay a self-fence.
-                let by = m
+                self.act_by = m
                     .must_act_by()
-                    .map(|d| std::time::Instant::now() + d.saturating_sub(now));
-                self.client.set_deadline(by);
+                    .map(|d| Instant::now() + d.saturating_sub(now));
                 for a in actions {
                     if let Some(code) = self.perform(a) {
                         return self.finish(code);
@@ -161,7 +180,7 @@ impl Driver {
 
     fn wait(&mut self) -> Wake {
         let Driver {
-            client,
+            rt,
             keepalive,
             watches,
             children,
@@ -171,7 +190,7 @@ impl Driver {
         } = self;
         let [w0, w1, w2] = watches;
         let pidfds = &children.running;
-        client.block_on(async {
+        rt.block_on(async {
             tokio::select! {
                 biased;
                 _ = readable(Some(&*signals)) => Wake::Signal,
@@ -189,7 +208,7 @@ impl Driver {
         match wake {
             Wake::Signal => {
                 for sig in self.signals.get_ref().take() {
-                    if sig == signal_hook::consts::SIGCHLD {
+                    if sig == crate::kit::signal::SIGCHLD {
                         self.reap();
                     } else {
                         self.pending.push_back(Input::Signal(sig));
@@ -235,19 +254,14 @@ impl Driver {
     }
 
     fn log(&self, level: Level, msg: &str) {
-        let shown = match level {
-            Level::Error => true,
-            Level::Info => self.verbosity >= Verbosity::Normal,
-            Level::Debug => self.verbosity >= Verbosity::Verbose,
-        };
-        if shown {
+        if level <= self.shown {
             eprintln!("conch: {msg}");
         }
     }
 
     /// Carries out one action; `Some(code)` when the machine exits.
     fn perform(&mut self, a: Action) -> Option<i32> {
-        let c = &self.client;
+        let c = self.client.by(self.act_by);
         let input = match a {
             Action::Grant { ttl } => Input::Granted(c.lease_grant(ttl)),
             Action::Txn(tag, t) => Input::Txn(tag, c.txn(t)),
@@ -299,8 +313,8 @@ impl Driver {
                 return None;
             }
             Action::Spawn(tag, spec) => {
-                let client = &self.client;
-                let (input, warning) = self.children.spawn(tag, &spec, |fd| register(client, fd));
+                let rt = &self.rt;
+                let (input, warning) = self.children.spawn(tag, &spec, |fd| register(rt, fd));
                 if let Some(w) = warning {
                     self.log(Level::Error, &w);
                 }
@@ -317,9 +331,15 @@ impl Driver {
             Action::Print(line) => {
                 use std::io::Write;
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
-                let _ = out.flush();
-                return None;
+                match writeln!(out, "{line}").and_then(|()| out.flush()) {
+                    Ok(()) => return None,
+                    // The reader is gone (`| head -1`): as the kernel would
+                    // have said, had Rust not ignored the signal.
+                    Err(e) => {
+                        self.log(Level::Debug, &format!("stdout: {e}"));
+                        Input::Signal(crate::kit::signal::SIGPIPE)
+                    }
+                }
             }
             Action::Exit(code) => return Some(code),
         };

@@ -1,19 +1,5 @@
-//! The core under every tool: the inputs and actions of a recipe machine,
-//! the lease fence, the child supervisor and the one event loop that drives
-//! a machine against etcd, the child, signals and a BOOTTIME timer.
-
-pub mod backoff;
-pub mod child;
-pub mod children;
-pub mod clock;
-pub mod driver;
-pub mod fence;
-pub mod keeper;
-pub mod procs;
-pub mod session;
-pub mod signals;
-pub mod supervise;
-pub mod terminal;
+//! What a machine is told and what it asks for: the whole vocabulary
+//! between a sans-IO recipe and the runtime that carries out its actions.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -110,7 +96,8 @@ pub enum Action {
     /// A signal to the child's process group and its descendants.
     SignalChild(Tag, i32),
     Log(Level, String),
-    /// A line on stdout (for `--observe` style output).
+    /// A line on stdout (for `--observe` style output). If it cannot be
+    /// written, the machine is told `Signal(SIGPIPE)`.
     Print(String),
     Exit(i32),
 }

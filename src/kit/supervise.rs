@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Action, ChildStatus, SpawnSpec, Tag};
+use super::machine::{Action, ChildStatus, SpawnSpec, Tag};
 
 const SIGKILL: i32 = 9;
 const SIGTERM: i32 = 15;

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use super::fence::{Fence, Gone};
-use super::{Action, Level};
+use super::machine::{Action, Level};
+use super::timers;
 use crate::etcd::{Error, KeepAliveAnswer, Lease};
 
 /// Pause before retrying a failover that did not reach any endpoint.
@@ -248,7 +249,11 @@ impl Session {
             Reconnect::RetryAt(at) => Some(at),
             _ => None,
         };
-        fence.into_iter().chain(overdue).chain(retry).min()
+        timers::deadline([
+            ("keep-alive", fence),
+            ("keep-alive overdue", overdue),
+            ("reconnect retry", retry),
+        ])
     }
 
     /// Gives the lease up: closes the stream and revokes. False when there

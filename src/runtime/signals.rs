@@ -6,17 +6,12 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use signal_hook::consts::signal::*;
+use crate::kit::signal::*;
 
 /// The signals a wrapper reacts to. SIGCHLD wakes the reaper.
 pub const HANDLED: &[i32] = &[
     SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD,
 ];
-
-/// Fatal to the wrapper: forwarded, then the stop sequence and resign.
-pub fn is_fatal(sig: i32) -> bool {
-    matches!(sig, SIGTERM | SIGINT | SIGHUP | SIGQUIT)
-}
 
 pub struct Signals {
     read: UnixStream,
@@ -56,5 +51,31 @@ impl Signals {
 impl AsRawFd for Signals {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.read.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use signal_hook::consts::signal as os;
+
+    /// The kit's plain numbers are the ones this platform delivers.
+    #[test]
+    fn kit_numbers_are_the_platforms() {
+        use crate::kit::signal as kit;
+        let pairs = [
+            (kit::SIGHUP, os::SIGHUP),
+            (kit::SIGINT, os::SIGINT),
+            (kit::SIGQUIT, os::SIGQUIT),
+            (kit::SIGKILL, os::SIGKILL),
+            (kit::SIGUSR1, os::SIGUSR1),
+            (kit::SIGUSR2, os::SIGUSR2),
+            (kit::SIGPIPE, os::SIGPIPE),
+            (kit::SIGTERM, os::SIGTERM),
+            (kit::SIGCHLD, os::SIGCHLD),
+            (kit::SIGWINCH, os::SIGWINCH),
+        ];
+        for (k, o) in pairs {
+            assert_eq!(k, o);
+        }
     }
 }

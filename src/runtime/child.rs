@@ -8,7 +8,8 @@ use std::process::Command;
 
 use rustix::process::{Pid, Signal, WaitOptions};
 
-use super::{procs, terminal, ChildStatus, SpawnSpec};
+use super::{procs, terminal};
+use crate::kit::machine::{ChildStatus, SpawnSpec};
 
 /// A started child: its pid (which is also its process group) and a pidfd
 /// that becomes readable when it exits.
