@@ -252,3 +252,12 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A `--timeout 1s` that ran out: exit 75 after one second, well before two.
+pub fn assert_timed_out_after_1s(code: Option<i32>, took: Duration) {
+    assert_eq!(code, Some(75), "exit code after {took:?}");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(2),
+        "took {took:?}"
+    );
+}
