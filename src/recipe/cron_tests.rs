@@ -271,17 +271,30 @@ fn the_finish(acts: &[Action]) -> (Txn, RunResult) {
     (t.clone(), RunResult::from_json(value).expect("a result"))
 }
 
+/// The machines' one harness, with what a daemon's tests add: its log
+/// lines kept for `logged`, keep-alives answered at once.
 struct Harness {
-    m: Cron,
-    now: Duration,
+    inner: crate::recipe::harness::Harness<Cron>,
     logs: Vec<String>,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = crate::recipe::harness::Harness<Cron>;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
 }
 
 impl Harness {
     fn new(cfg: Config) -> Harness {
         Harness {
-            m: Cron::new(cfg),
-            now: Duration::ZERO,
+            inner: crate::recipe::harness::Harness::of(Cron::new(cfg)),
             logs: Vec::new(),
         }
     }
@@ -312,22 +325,14 @@ impl Harness {
     }
 
     fn raw(&mut self, input: Input, now: Duration) -> Vec<Action> {
-        let mut acts = self.m.step(input, now);
-        acts.retain(|a| match a {
-            Action::Log(_, line) => {
-                self.logs.push(line.clone());
-                false
-            }
-            _ => true,
-        });
+        let (acts, logs) = self.inner.step_logged(input, now);
+        self.logs.extend(logs);
         acts
     }
 
     /// One input at `now`: its actions without log lines; a keep-alive it
     /// sends is answered at once (and left out).
     fn step(&mut self, input: Input, now: Duration) -> Vec<Action> {
-        assert!(now >= self.now, "the clock never goes back");
-        self.now = now;
         let mut acts = self.raw(input, now);
         while let Some(i) = acts.iter().position(|a| *a == Action::KeepAliveSend) {
             acts.remove(i);
