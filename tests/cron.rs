@@ -8,9 +8,9 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{client, conch, read, scratch_dir, unique_prefix, wait_exit, wait_for};
+use common::{client, conch, read, scratch_dir, unique_prefix, wait_for};
 use conch::etcd::Range;
-use conch::keys::{parse_tick, Schema, TickKind};
+use conch::keys::{Schema, TickKind};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -22,34 +22,6 @@ fn daemon(p: &str, node: &str, d: &Path) -> Child {
         .stderr(std::fs::File::create(d.join(format!("{node}.log"))).expect("log"))
         .spawn()
         .expect("conchd")
-}
-
-fn add(p: &str, name: &str, extra: &[&str], script: &str) {
-    let o = conch(p)
-        .args(["cron", "add", name])
-        .args(extra)
-        .args(["--", "sh", "-c", script])
-        .output()
-        .expect("cron add");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
-fn term(c: &mut Child) -> std::process::ExitStatus {
-    let pid = rustix::process::Pid::from_raw(c.id() as i32).expect("pid");
-    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-    wait_exit(c, LONG)
-}
-
-/// tick → value, for one key family of a job.
-fn ticks(p: &str, kind: TickKind, name: &str) -> BTreeMap<i64, Vec<u8>> {
-    let dir = Schema::new(p).cron_tick_dir(kind, name);
-    client()
-        .range(Range::prefix(dir.clone()))
-        .expect("range")
-        .kvs
-        .into_iter()
-        .filter_map(|kv| Some((Schema::leaf(&dir, &kv.key).and_then(parse_tick)?, kv.value)))
-        .collect()
 }
 
 fn ls(p: &str, name: &str) -> String {
@@ -312,4 +284,16 @@ fn sigterm_stops_running_jobs_records_them_and_exits_0() {
             .is_empty(),
         "lease revoked"
     );
+}
+
+fn add(p: &str, name: &str, extra: &[&str], script: &str) {
+    common::cron_add(p, name, extra, script)
+}
+
+fn term(c: &mut Child) -> std::process::ExitStatus {
+    common::term(c, LONG)
+}
+
+fn ticks(p: &str, kind: TickKind, name: &str) -> BTreeMap<i64, Vec<u8>> {
+    common::cron_ticks(p, kind, name)
 }

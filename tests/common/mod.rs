@@ -261,3 +261,39 @@ pub fn assert_timed_out_after_1s(code: Option<i32>, took: Duration) {
         "took {took:?}"
     );
 }
+
+/// `conch cron add NAME EXTRA.. -- sh -c SCRIPT` under `prefix`; it must
+/// succeed.
+pub fn cron_add(prefix: &str, name: &str, extra: &[&str], script: &str) {
+    let o = conch(prefix)
+        .args(["cron", "add", name])
+        .args(extra)
+        .args(["--", "sh", "-c", script])
+        .output()
+        .expect("cron add");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// SIGTERM to `c`, then its exit status within `limit`.
+pub fn term(c: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let pid = rustix::process::Pid::from_raw(c.id() as i32).expect("pid");
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    wait_exit(c, limit)
+}
+
+/// tick → value, for one key family of a cron job under `prefix`.
+pub fn cron_ticks(
+    prefix: &str,
+    kind: conch::keys::TickKind,
+    name: &str,
+) -> std::collections::BTreeMap<i64, Vec<u8>> {
+    use conch::keys::{parse_tick, Schema};
+    let dir = Schema::new(prefix).cron_tick_dir(kind, name);
+    client()
+        .range(conch::etcd::Range::prefix(dir.clone()))
+        .expect("range")
+        .kvs
+        .into_iter()
+        .filter_map(|kv| Some((Schema::leaf(&dir, &kv.key).and_then(parse_tick)?, kv.value)))
+        .collect()
+}
