@@ -149,18 +149,12 @@ fn keeper_spares_an_unrelated_process_that_reuses_a_finished_runs_pid() {
     let keeper = keeper_of(w.id());
 
     let arg = unique_arg(7791);
-    let mut stranger = unrelated_with_pid(old, &arg);
+    let stranger = unrelated_with_pid(old, &arg);
     wait_for("the stranger leads its own group", LONG, || {
         pgid(old) == Some(old)
     });
 
-    w.kill().expect("SIGKILL the wrapper");
-    let _ = w.wait();
-    wait_for("the current run gone", GONE, || !alive(current));
-    wait_for("the keeper done", LONG, || !alive(keeper));
-    let spared = alive(stranger.id());
-    let _ = stranger.kill();
-    let _ = stranger.wait();
+    let spared = sigkill_and_see_spared(&mut w, current, keeper, stranger);
     assert!(
         spared,
         "the keeper killed pid {old}, which a finished run once had"
@@ -188,18 +182,12 @@ fn keeper_spares_a_process_that_only_shares_the_lease_variable() {
     // Another program's process that merely has the same CONCH_LEASE (every
     // run that got the zero id has): not ours.
     let arg = unique_arg(7792);
-    let mut twin = Command::new("setsid")
+    let twin = Command::new("setsid")
         .args(["sleep", &arg])
         .env("CONCH_LEASE", read(&d.join("lease")).trim())
         .spawn()
         .expect("twin");
-    w.kill().expect("SIGKILL the wrapper");
-    let _ = w.wait();
-    wait_for("the child gone", GONE, || !alive(child));
-    wait_for("the keeper done", LONG, || !alive(keeper));
-    let spared = alive(twin.id());
-    let _ = twin.kill();
-    let _ = twin.wait();
+    let spared = sigkill_and_see_spared(&mut w, child, keeper, twin);
     assert!(
         spared,
         "the keeper killed a process that only shared CONCH_LEASE"
@@ -443,4 +431,18 @@ fn ctrl_z_does_not_leave_the_terminal_to_a_stopped_child() {
     t.type_in(b"two\n");
     t.expect("got:two", Duration::from_secs(10));
     assert_eq!(wait_exit(&mut w, LONG).code(), Some(4));
+}
+
+/// SIGKILLs the wrapper `w`, waits for its run's process `run` to be gone
+/// (the keeper's 1 s) and for its keeper to finish, then says whether
+/// `other`, a process that is not ours, survived; `other` is reaped.
+fn sigkill_and_see_spared(w: &mut Child, run: u32, keeper: u32, mut other: Child) -> bool {
+    w.kill().expect("SIGKILL the wrapper");
+    let _ = w.wait();
+    wait_for("the run gone", GONE, || !alive(run));
+    wait_for("the keeper done", LONG, || !alive(keeper));
+    let spared = alive(other.id());
+    let _ = other.kill();
+    let _ = other.wait();
+    spared
 }
