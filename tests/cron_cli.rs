@@ -204,6 +204,7 @@ fn put_job(p: &str, name: &str, schedule: &str, added_s: i64) {
         keep: 100,
         added_by: "test@host".into(),
         added_at_ms: added_s as u64 * 1000 + 500,
+        ..Default::default()
     };
     client()
         .put(Schema::new(p).cron_job_key(name), job.to_json(), 0)
@@ -222,6 +223,7 @@ fn claim(node: &str, tick: i64) -> String {
         pid: 42,
         lease: "00000000000000aa".into(),
         at_ms: tick as u64 * 1000 + 5,
+        cause: Default::default(),
     }
     .to_json()
 }

@@ -154,6 +154,7 @@ impl Cron {
             pid: u64::from(self.cfg.pid),
             lease: lease_hex(lease),
             at_ms: u64::try_from(self.wall_ms(now)).unwrap_or(0),
+            cause: Default::default(),
         }
         .to_json()
     }

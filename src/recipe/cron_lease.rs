@@ -20,6 +20,7 @@ impl Cron {
             pid: u64::from(self.cfg.pid),
             version: env!("CARGO_PKG_VERSION").into(),
             started_ms: u64::try_from(self.started_ms).unwrap_or(0),
+            labels: Vec::new(),
         };
         let mut success = vec![
             Op::put(

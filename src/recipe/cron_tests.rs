@@ -41,6 +41,7 @@ fn job(schedule: &str) -> Job {
         keep: 100,
         added_by: "ops@h1".into(),
         added_at_ms: 0,
+        ..Default::default()
     }
 }
 
@@ -142,6 +143,7 @@ fn other_node(at_ms: u64) -> Vec<u8> {
         pid: 7,
         lease: lease_hex(0x0d00_0001),
         at_ms,
+        cause: Default::default(),
     }
     .to_json()
     .into_bytes()
@@ -446,6 +448,7 @@ fn at_the_tick_one_claim_guards_the_definition_the_fire_key_and_the_runs() {
         pid: 42,
         lease: lease_hex(L1),
         at_ms: (tick * 1000) as u64,
+        cause: Default::default(),
     };
     assert_eq!((Claim::from_json(v1), v2), (marker, v1));
 

@@ -30,6 +30,7 @@ fn ours(tick: i64, lease: i64, create: i64) -> KeyValue {
         pid: 42,
         lease: lease_hex(lease),
         at_ms: 0,
+        cause: Default::default(),
     };
     fire_kv("j", tick, v.to_json().as_bytes(), create)
 }

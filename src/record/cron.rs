@@ -16,7 +16,7 @@ fn text(o: Object) -> String {
 }
 
 /// A job definition, as `cron add` stores it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Job {
     pub schedule: String,
     pub tz: String,
@@ -27,6 +27,18 @@ pub struct Job {
     pub keep: u32,
     pub added_by: String,
     pub added_at_ms: u64,
+    /// Daemons claim no tick of a suspended job (`cron suspend`).
+    pub suspended: bool,
+    /// Unix ms of the last `suspend` or `resume`: catch-up never reaches
+    /// back past it, so a resume never replays the suspension's ticks.
+    pub paused_at_ms: Option<u64>,
+    /// `--catch-up D`: how old the most recent unclaimed tick may be for one
+    /// catch-up run (none when absent).
+    pub catch_up_ms: Option<u64>,
+    /// `--on-failure CMD...`: run once by the runner when a tick ends badly.
+    pub on_failure: Vec<String>,
+    /// `--where KEY=VALUE`: only daemons carrying every label claim.
+    pub placement: Vec<(String, String)>,
 }
 
 impl Job {
@@ -43,6 +55,27 @@ impl Job {
         put_u64(&mut o, "keep", Some(u64::from(self.keep)));
         put_str(&mut o, "added_by", &Some(self.added_by.clone()));
         put_u64(&mut o, "added_at", Some(self.added_at_ms));
+        // Optional fields are written only when set, so a job that uses none
+        // of them reads the same to a reader that predates them.
+        if self.suspended {
+            o.insert("suspended".into(), Value::Bool(true));
+        }
+        put_u64(&mut o, "paused_at", self.paused_at_ms);
+        put_u64(&mut o, "catch_up_ms", self.catch_up_ms);
+        if !self.on_failure.is_empty() {
+            let argv = self
+                .on_failure
+                .iter()
+                .map(|a| Value::String(a.clone()))
+                .collect();
+            o.insert("on_failure".into(), Value::Array(argv));
+        }
+        if !self.placement.is_empty() {
+            o.insert(
+                "where".into(),
+                Value::Object(labels_object(&self.placement)),
+            );
+        }
         text(o)
     }
 
@@ -68,7 +101,41 @@ impl Job {
                 .unwrap_or(100),
             added_by: get_str(&o, "added_by").unwrap_or_default(),
             added_at_ms: get_u64(&o, "added_at").unwrap_or(0),
+            suspended: matches!(o.get("suspended"), Some(Value::Bool(true))),
+            paused_at_ms: get_u64(&o, "paused_at"),
+            catch_up_ms: get_u64(&o, "catch_up_ms"),
+            on_failure: get_str_array(&o, "on_failure"),
+            placement: get_labels(&o, "where"),
         })
+    }
+}
+
+/// Why a tick was claimed: its schedule, a `cron run`, or a catch-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cause {
+    #[default]
+    Schedule,
+    Manual,
+    CatchUp,
+}
+
+impl Cause {
+    /// The word stored in the fire key (absent for `Schedule`) and shown by
+    /// `cron ls`.
+    pub fn word(self) -> Option<&'static str> {
+        match self {
+            Cause::Schedule => None,
+            Cause::Manual => Some("manual"),
+            Cause::CatchUp => Some("catch-up"),
+        }
+    }
+
+    fn from_word(w: Option<&str>) -> Cause {
+        match w {
+            Some("manual") => Cause::Manual,
+            Some("catch-up") => Cause::CatchUp,
+            _ => Cause::Schedule,
+        }
     }
 }
 
@@ -79,6 +146,7 @@ pub struct Claim {
     pub pid: u64,
     pub lease: String,
     pub at_ms: u64,
+    pub cause: Cause,
 }
 
 impl Claim {
@@ -88,6 +156,7 @@ impl Claim {
         put_u64(&mut o, "pid", Some(self.pid));
         put_str(&mut o, "lease", &Some(self.lease.clone()));
         put_u64(&mut o, "at", Some(self.at_ms));
+        put_str(&mut o, "cause", &self.cause.word().map(String::from));
         text(o)
     }
 
@@ -98,6 +167,7 @@ impl Claim {
             pid: get_u64(&o, "pid").unwrap_or(0),
             lease: get_str(&o, "lease").unwrap_or_default(),
             at_ms: get_u64(&o, "at").unwrap_or(0),
+            cause: Cause::from_word(get_str(&o, "cause").as_deref()),
         }
     }
 }
@@ -194,12 +264,14 @@ impl RunResult {
 }
 
 /// A daemon's registration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Node {
     pub host: String,
     pub pid: u64,
     pub version: String,
     pub started_ms: u64,
+    /// `conchd --label KEY=VALUE`, matched against a job's `--where`.
+    pub labels: Vec<(String, String)>,
 }
 
 impl Node {
@@ -209,7 +281,49 @@ impl Node {
         put_u64(&mut o, "pid", Some(self.pid));
         put_str(&mut o, "version", &Some(self.version.clone()));
         put_u64(&mut o, "started", Some(self.started_ms));
+        if !self.labels.is_empty() {
+            o.insert("labels".into(), Value::Object(labels_object(&self.labels)));
+        }
         text(o)
+    }
+
+    /// `None` for a value that is not a registration at all.
+    pub fn from_json(bytes: &[u8]) -> Option<Node> {
+        let o = parse_object(bytes)?;
+        Some(Node {
+            host: get_str(&o, "host").unwrap_or_else(|| "?".into()),
+            pid: get_u64(&o, "pid").unwrap_or(0),
+            version: get_str(&o, "version").unwrap_or_default(),
+            started_ms: get_u64(&o, "started").unwrap_or(0),
+            labels: get_labels(&o, "labels"),
+        })
+    }
+
+    /// Whether this daemon may claim a job placed with `placement`.
+    pub fn matches(&self, placement: &[(String, String)]) -> bool {
+        placement.iter().all(|p| self.labels.contains(p))
+    }
+}
+
+fn labels_object(labels: &[(String, String)]) -> Object {
+    let mut o = Object::new();
+    for (k, v) in labels {
+        o.insert(k.clone(), Value::String(v.clone()));
+    }
+    o
+}
+
+/// Labels as sorted pairs; non-string values are dropped.
+fn get_labels(o: &Object, k: &str) -> Vec<(String, String)> {
+    match o.get(k) {
+        Some(Value::Object(m)) => m
+            .iter()
+            .filter_map(|(k, v)| match v {
+                Value::String(s) => Some((k.clone(), s.clone())),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -228,7 +342,51 @@ mod tests {
             keep: 7,
             added_by: "ops@h1".into(),
             added_at_ms: 1_764_000_000_000,
+            suspended: false,
+            paused_at_ms: None,
+            catch_up_ms: None,
+            on_failure: vec![],
+            placement: vec![],
         }
+    }
+
+    #[test]
+    fn optional_job_fields_round_trip_and_stay_out_when_unset() {
+        let plain = job().to_json();
+        for k in [
+            "suspended",
+            "paused_at",
+            "catch_up_ms",
+            "on_failure",
+            "where",
+        ] {
+            assert!(!plain.contains(k), "{k} in {plain}");
+        }
+        let j = Job {
+            suspended: true,
+            paused_at_ms: Some(9),
+            catch_up_ms: Some(600_000),
+            on_failure: vec!["page".into(), "ops".into()],
+            placement: vec![("dc".into(), "x".into()), ("role".into(), "db".into())],
+            ..job()
+        };
+        assert_eq!(Job::from_json(j.to_json().as_bytes()), Ok(j));
+    }
+
+    #[test]
+    fn nodes_round_trip_and_match_placement() {
+        let n = Node {
+            host: "db1".into(),
+            pid: 7,
+            version: "0.1.0".into(),
+            started_ms: 3,
+            labels: vec![("role".into(), "db".into())],
+        };
+        assert_eq!(Node::from_json(n.to_json().as_bytes()), Some(n.clone()));
+        assert!(n.matches(&[]));
+        assert!(n.matches(&[("role".into(), "db".into())]));
+        assert!(!n.matches(&[("role".into(), "web".into())]));
+        assert!(!n.matches(&[("role".into(), "db".into()), ("dc".into(), "x".into())]));
     }
 
     #[test]
@@ -280,6 +438,7 @@ mod tests {
             pid: 4,
             lease: "00000000000000aa".into(),
             at_ms: 5,
+            cause: Cause::Manual,
         };
         assert_eq!(Claim::from_json(c.to_json().as_bytes()), c);
     }

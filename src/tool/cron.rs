@@ -126,6 +126,11 @@ fn add(global: &Global, a: CronAdd) -> i32 {
         keep: a.keep,
         added_by: format!("{user}@{}", host_name()),
         added_at_ms: now,
+        suspended: false,
+        paused_at_ms: None,
+        catch_up_ms: None,
+        on_failure: Vec::new(),
+        placement: Vec::new(),
     };
     let client = match connect(global) {
         Ok(c) => c,

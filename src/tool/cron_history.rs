@@ -234,6 +234,7 @@ mod tests {
             keep,
             added_by: "t@h".into(),
             added_at_ms: added_s * 1000 + 500,
+            ..Default::default()
         };
         let sched = Schedule::parse(schedule).expect("schedule");
         (job, sched, Zone::utc())
