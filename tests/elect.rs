@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    alive, client, conch, read, scratch_dir, unique_prefix, wait_exit, wait_for, wall_ns,
+    alive, client, conch, read, scratch_dir, term, unique_prefix, wait_exit, wait_for, wall_ns,
 };
 use conch::etcd::Range;
 
@@ -375,4 +375,60 @@ fn a_child_that_cannot_run_exits_127_or_126_after_resigning() {
         .expect("run");
     assert_eq!(st.code(), Some(126));
     assert_eq!(candidates(&p, "o"), 0);
+}
+
+/// Wake-ups from a wait (voluntary context switches) of every thread of `pid`.
+fn wakeups(pid: u32) -> u64 {
+    let dir = format!("/proc/{pid}/task");
+    std::fs::read_dir(&dir)
+        .expect("task dir")
+        .flatten()
+        .map(|t| {
+            let status = read(&t.path().join("status"));
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// An idle holder wakes only for its keep-alives and their answers, with
+/// no timer of its own in between (HTTP/2 pings are redundant next to a
+/// lease's keep-alives, and their timer alone cost a few wake-ups every
+/// 10 s). At `--ttl 30s` keep-alives go every (30 s - 3 s)/3 = 9 s: each is
+/// one timer wake-up and one answer, and etcd may send a flow-control ping
+/// just ahead of an answer, hence the slack. The wrapper also holds one
+/// self-pipe for all its signals, not a socket per signal.
+#[test]
+fn an_idle_holder_wakes_only_for_its_keep_alives() {
+    let p = unique_prefix("idle");
+    let d = scratch_dir("idle");
+    let held = d.join("held");
+    let script = format!("touch {}; exec sleep 120", held.display());
+    let mut a = spawn(elect(&p, "o", &["--ttl", "30s"], &script));
+    wait_for("holding", LONG, || held.exists());
+    let pid = a.id();
+    // Acquiring and opening the watch wake it a few times: start once quiet.
+    let mut last = wakeups(pid);
+    wait_for("the holder to go quiet", LONG, || {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = wakeups(pid);
+        std::mem::replace(&mut last, now) == now
+    });
+    let begun = Instant::now();
+    std::thread::sleep(Duration::from_secs(19));
+    let woke = wakeups(pid) - last;
+    let keepalives = begun.elapsed().as_secs() / 9 + 1;
+    assert!(
+        woke <= 2 * keepalives + 2,
+        "{woke} wake-ups in {:?}, with at most {keepalives} keep-alives",
+        begun.elapsed()
+    );
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .count();
+    assert!(fds <= 16, "{fds} file descriptors open");
+    assert_eq!(term(&mut a, LONG).code(), Some(143));
 }

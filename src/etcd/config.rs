@@ -33,6 +33,12 @@ pub struct ClientConfig {
     pub user: Option<String>,
     pub password: Option<String>,
     pub tls: TlsFiles,
+    /// HTTP/2 pings on a connection with open streams, to notice a peer
+    /// that vanished while nothing else was being said. A client that keeps
+    /// a lease alive says something every few seconds and notices an
+    /// unanswered keep-alive on its own: it turns them off, since each ping
+    /// timer costs an idle holder wake-ups (the figures are in the README).
+    pub pings: bool,
 }
 
 impl ClientConfig {
@@ -44,6 +50,7 @@ impl ClientConfig {
             user: None,
             password: None,
             tls: TlsFiles::default(),
+            pings: true,
         }
     }
 }

@@ -182,12 +182,14 @@ async fn dial(
 ) -> std::result::Result<Channel, DialError> {
     let timeout = until.saturating_duration_since(Instant::now());
     let (ep, transport) = endpoint_for(addr, cfg, tls)?;
-    let ep = ep
-        .connect_timeout(timeout)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(PING_INTERVAL)
-        .keep_alive_timeout(PING_TIMEOUT)
-        .keep_alive_while_idle(false);
+    let ep = ep.connect_timeout(timeout).tcp_nodelay(true);
+    let ep = if cfg.pings {
+        ep.http2_keep_alive_interval(PING_INTERVAL)
+            .keep_alive_timeout(PING_TIMEOUT)
+            .keep_alive_while_idle(false)
+    } else {
+        ep
+    };
     let connect = async {
         match transport {
             Transport::Tcp => ep.connect().await.map_err(|e| source_chain(&e)),

@@ -56,6 +56,9 @@ pub struct Driver {
     wall_offset_ms: i64,
     signals: AsyncFd<Signals>,
     timer: AsyncFd<Timer>,
+    /// What the timer is armed for, while known: re-arming it to the same
+    /// instant after every wake-up would be a system call per wake-up.
+    armed: Option<Option<std::time::Duration>>,
     pending: VecDeque<Input>,
 }
 
@@ -137,6 +140,7 @@ impl Driver {
             wall_offset_ms: clock::wall_offset_ms(),
             signals,
             timer,
+            armed: None,
             pending: VecDeque::new(),
         })
     }
@@ -164,8 +168,15 @@ impl Driver {
                     }
                 }
             }
-            if let Err(e) = self.timer.get_ref().set(m.deadline()) {
-                self.log(Level::Error, &format!("timer: {e}"));
+            let deadline = m.deadline();
+            if self.armed != Some(deadline) {
+                match self.timer.get_ref().set(deadline) {
+                    Ok(()) => self.armed = Some(deadline),
+                    Err(e) => {
+                        self.armed = None;
+                        self.log(Level::Error, &format!("timer: {e}"));
+                    }
+                }
             }
             let wake = self.wait();
             self.absorb(wake);
@@ -218,6 +229,8 @@ impl Driver {
             Wake::Child => self.reap(),
             Wake::Timer => {
                 self.timer.get_ref().clear();
+                // Fired and spent: the same instant must be armed again.
+                self.armed = None;
                 self.pending.push_back(Input::Timer);
             }
             Wake::KeepAlive(r) => {
@@ -296,7 +309,10 @@ impl Driver {
             }
             Action::KeepAliveSend => {
                 let sent = match self.keepalive.as_mut() {
-                    Some(k) => k.send(clock::now()),
+                    // Inside the runtime, so that waking the connection's
+                    // task queues it for the next wait instead of writing
+                    // to the runtime's eventfd and waking the loop twice.
+                    Some(k) => self.rt.block_on(async { k.send(clock::now()) }),
                     None => Err(Error::new(
                         crate::etcd::ErrorKind::Unavailable,
                         "keep-alive",

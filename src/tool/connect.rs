@@ -17,7 +17,19 @@ use crate::runtime::keeper::Keeper;
 /// Runs a holding machine: forks the keeper first (it must exist before
 /// anything else starts, while the process has one thread), connects on
 /// the runtime the driver owns, and drives the machine to its exit code.
+/// The machine keeps a lease alive (elect, sema, the cron daemon): its
+/// keep-alives prove the connection, so no HTTP/2 pings are sent.
 pub fn hold(global: &Global, machine: &mut dyn Machine) -> i32 {
+    drive(global, machine, false)
+}
+
+/// [`hold`] for a machine that only watches (`--observe`): no lease speaks
+/// for the connection, so HTTP/2 pings find a peer that vanished.
+pub fn watch(global: &Global, machine: &mut dyn Machine) -> i32 {
+    drive(global, machine, true)
+}
+
+fn drive(global: &Global, machine: &mut dyn Machine, pings: bool) -> i32 {
     let keeper = match Keeper::start() {
         Ok(k) => k,
         Err(e) => {
@@ -32,7 +44,7 @@ pub fn hold(global: &Global, machine: &mut dyn Machine) -> i32 {
             return EXIT_UNAVAILABLE;
         }
     };
-    let client = match connect_on(global, Some(Rc::clone(&rt))) {
+    let client = match connect_on(global, Some(Rc::clone(&rt)), pings) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -62,12 +74,13 @@ pub fn with_client(global: &Global, f: impl FnOnce(&Client) -> i32) -> i32 {
 /// Connects as `global` says; on failure prints one line and returns the
 /// exit code (69: nothing was started).
 pub fn connect(global: &Global) -> Result<Client, i32> {
-    connect_on(global, None)
+    connect_on(global, None, true)
 }
 
 /// [`connect`] on the event loop's runtime, or on one of the client's own.
-fn connect_on(global: &Global, rt: Option<Rc<Runtime>>) -> Result<Client, i32> {
+fn connect_on(global: &Global, rt: Option<Rc<Runtime>>, pings: bool) -> Result<Client, i32> {
     let mut cfg = ClientConfig::new(global.endpoints.clone());
+    cfg.pings = pings;
     cfg.dial_timeout = global.dial_timeout;
     cfg.user = global.user.clone();
     cfg.password = global.password.clone();

@@ -1,7 +1,7 @@
 //! `conch elect` end to end: the campaign (through the machine and the
 //! driver), `--who` and `--observe`.
 
-use super::connect::{hold, with_client};
+use super::connect::{hold, watch, with_client};
 use super::host::{host_name, wall_offset_ms};
 use super::output::HolderText;
 use crate::cli::config::Elect as Cmd;
@@ -26,7 +26,7 @@ pub fn run(global: &Global, name: &str, cmd: Cmd) -> i32 {
                 dial_timeout: global.dial_timeout,
                 wall_offset_ms: wall_offset_ms(),
             };
-            hold(global, &mut Observe::new(cfg))
+            watch(global, &mut Observe::new(cfg))
         }
         Cmd::Run {
             wait,
