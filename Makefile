@@ -63,9 +63,12 @@ static:
 	@ls -l $(STATIC)
 	tests/static.sh $(STATIC)
 
-# The performance figures side by side with `etcdctl lock`
-# (BENCH=--quick for a shorter run). Never part of `make test`.
+# The performance figures side by side with `etcdctl lock` and the floor
+# probe (examples/floor_probe.rs, built for the static target like the
+# binary it is compared with, never shipped); BENCH=--quick for a shorter
+# run. Never part of `make test`.
 bench: deps release static
+	$(CARGO) build --release --target $(MUSL) --example floor_probe
 	python3 tests/bench.py $(BENCH)
 
 # Each cargo-fuzz target for FUZZ_SECS seconds (nightly toolchain; the
