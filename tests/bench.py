@@ -200,9 +200,14 @@ def main():
         cpu_min = (c1 - c0) / 1e6 * 60 / IDLE
         wakes_min = (w1 - w0) * 60 / IDLE
         rows.append((f"P7 holder CPU ms per 60s (over {IDLE}s)", cpu_min, None, None, "<= 5", cpu_min <= 5))
-        # Keep-alives every (TTL - kill-after)/3 = 7s/3: one timer wake-up
-        # and one answer each, about 51 a minute.
-        rows.append(("P7 holder wake-ups per 60s", wakes_min, None, None, "keep-alives only (~51)", wakes_min <= 60))
+        # Keep-alives go every (TTL - kill-after)/3 = 7s/3, 25.7 a minute:
+        # each is a timer wake-up and its answer, and etcd's flow-control
+        # ping often arrives just ahead of the answer (a third). The CPU
+        # per wake-up depends on how cold other load left the caches: the
+        # wake-ups are the figure the holder controls.
+        per_ka = wakes_min / (60 / (7 / 3))
+        out["P7_wakeups_per_keepalive"] = per_ka
+        rows.append(("P7 holder wake-ups per 60s", wakes_min, None, None, "<= 3 per keep-alive (77)", per_ka <= 3))
 
         # P6: requests per semaphore contender, C = 50 and 100 on --max 4.
         per_c = {}
