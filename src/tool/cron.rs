@@ -1,5 +1,6 @@
 //! `conch cron add | ls | rm | next`: job definitions and their history.
-//! The daemon itself is `conchd.rs`; `ls` is in `cron_ls.rs`.
+//! The daemon itself is `conchd.rs`; `ls`, `show`, `suspend`/`resume`,
+//! `export`, `apply` and `nodes` each have their own `cron_*.rs`.
 
 use super::connect::connect;
 use super::host::{host_name, now_ms};
@@ -26,12 +27,21 @@ pub fn run(global: &Global, cmd: Cmd) -> i32 {
         Cmd::Add(add) => self::add(global, add),
         Cmd::Rm { name, purge } => rm(global, &name, purge),
         Cmd::Ls { name, out, last } => super::cron_ls::run(global, name.as_deref(), out, last),
+        Cmd::Show { name, out } => super::cron_show::run(global, &name, out),
+        Cmd::Suspend { name, suspend } => super::cron_pause::run(global, &name, suspend),
+        Cmd::Export { names } => super::cron_export::run(global, &names),
+        Cmd::Apply {
+            file,
+            prune,
+            dry_run,
+        } => super::cron_apply::run(global, &file, prune, dry_run),
+        Cmd::Nodes { out } => super::cron_nodes::run(global, out),
     }
 }
 
 /// A schedule and zone as `cron add` and `cron next` accept them: the
 /// error is the one line to print (exit 64).
-fn checked(spec: &str, tz: &str) -> Result<(Schedule, Zone), String> {
+pub(super) fn checked(spec: &str, tz: &str) -> Result<(Schedule, Zone), String> {
     let sched = Schedule::parse(spec).map_err(|e| format!("schedule {spec:?}: {e}"))?;
     if sched.never_fires() {
         return Err(format!(
@@ -128,9 +138,14 @@ fn add(global: &Global, a: CronAdd) -> i32 {
         added_at_ms: now,
         suspended: false,
         paused_at_ms: None,
-        catch_up_ms: None,
-        on_failure: Vec::new(),
-        placement: Vec::new(),
+        catch_up_ms: a.catch_up.map(ms),
+        // A shell line rather than a second argv: the job's own command
+        // already takes everything after `--`.
+        on_failure: a
+            .on_failure
+            .map(|c| vec!["/bin/sh".into(), "-c".into(), c])
+            .unwrap_or_default(),
+        placement: a.placement,
     };
     let client = match connect(global) {
         Ok(c) => c,
