@@ -231,6 +231,27 @@ fn suspend_and_resume_round_trip() {
     let (_, out, _) = run(&p, &["cron", "show", "j"]);
     assert!(out.contains("suspended: not claimed"), "{out}");
 
+    // A replaced definition stays suspended: suspension is the operators'
+    // state, not part of a definition.
+    let (code, _, err) = run(
+        &p,
+        &[
+            "cron",
+            "add",
+            "j",
+            "--schedule",
+            "@daily",
+            "--replace",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let job = stored_job(&p, "j").expect("job");
+    assert_eq!(job.schedule, "@daily");
+    assert!(job.suspended, "replace resumed the job");
+    assert_eq!(job.paused_at_ms, Some(paused));
+
     // Suspending again writes nothing: paused_at must not move.
     let snap = snapshot(&p);
     let (code, _, err) = run(&p, &["cron", "suspend", "j"]);
