@@ -392,9 +392,27 @@ fn apply_refuses_a_bad_file_whole() {
         assert!(err.contains(word), "{bad}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
     }
-    let (code, _, err) = run(&p, &["cron", "apply", "-f", "/nonexistent/jobs"]);
-    assert_eq!(code, 64, "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let add = ["cron", "add", "j", "--schedule", "@daily"];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut a = add.to_vec();
+        a.extend_from_slice(extra);
+        a
+    };
+    for args in [
+        vec!["cron", "apply", "-f", "/nonexistent/jobs"],
+        vec!["cron", "apply"],
+        with(&["--where", "role", "--", "true"]),
+        with(&["--catch-up", "0", "--", "true"]),
+        with(&["--on-failure", "", "--", "true"]),
+        vec!["cron", "show"],
+        vec!["cron", "export", ".."],
+        vec!["cron", "nodes", "extra"],
+    ] {
+        let (code, out, err) = run(&p, &args);
+        assert_eq!(code, 64, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
     assert_eq!(keys_under(&p), 0, "nothing written");
 }
 
