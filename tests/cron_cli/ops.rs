@@ -279,6 +279,76 @@ fn suspend_and_resume_round_trip() {
     assert_eq!(snapshot(&p), snap);
 }
 
+/// `suspend` racing `add --replace` (job j) and `apply` (job k): whatever
+/// the interleaving, both land, because each is a write guarded by the
+/// revision it read (and a replace or an apply keeps the suspension). An
+/// unguarded write would, in some round, put back what it read before the
+/// other's write.
+#[test]
+fn suspend_racing_replace_and_apply_both_land() {
+    let p = unique_prefix("cron-suspend-race");
+    let dir = scratch_dir("cron-suspend-race");
+    let spawn = |args: &[&str]| {
+        common::conch(&p)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("conch")
+    };
+    for round in 0..20u32 {
+        for name in ["j", "k"] {
+            let (code, _, err) = run(
+                &p,
+                &[
+                    "cron",
+                    "add",
+                    name,
+                    "--schedule",
+                    "@hourly",
+                    "--replace",
+                    "--",
+                    "true",
+                ],
+            );
+            assert_eq!(code, 0, "{err}");
+            let (code, _, err) = run(&p, &["cron", "resume", name]);
+            assert_eq!(code, 0, "{err}");
+        }
+        let schedule = format!("{round} * * * *");
+        let keep = round + 1;
+        let file = write(
+            &dir,
+            "k.jsonl",
+            &format!(r#"{{"name":"k","schedule":"@hourly","argv":["true"],"keep":{keep}}}"#),
+        );
+        let mut racers = [
+            spawn(&["cron", "suspend", "j"]),
+            spawn(&[
+                "cron",
+                "add",
+                "j",
+                "--schedule",
+                &schedule,
+                "--replace",
+                "--",
+                "true",
+            ]),
+            spawn(&["cron", "suspend", "k"]),
+            spawn(&["cron", "apply", "-f", &file]),
+        ];
+        for r in &mut racers {
+            assert!(r.wait().expect("wait").success(), "round {round}");
+        }
+        let j = stored_job(&p, "j").expect("j");
+        assert!(j.suspended, "round {round}: j's suspension was lost");
+        assert_eq!(j.schedule, schedule, "round {round}: the replace was lost");
+        let k = stored_job(&p, "k").expect("k");
+        assert!(k.suspended, "round {round}: k's suspension was lost");
+        assert_eq!(k.keep, keep, "round {round}: the apply was lost");
+    }
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let f = dir.join(name);
     std::fs::write(&f, text).expect("write");
