@@ -501,3 +501,6 @@ fn etcd_unreachable_is_69() {
 
 #[path = "cron_cli/ops.rs"]
 mod ops;
+
+#[path = "cron_cli/apply.rs"]
+mod apply;
