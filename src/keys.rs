@@ -197,6 +197,11 @@ impl Schema {
         )
     }
 
+    /// `<prefix>/v1/cron/<kind>/`: that kind's keys of every job.
+    pub fn cron_kind_dir(&self, kind: TickKind) -> String {
+        format!("{}/cron/{}/", self.root, kind.segment())
+    }
+
     /// `<prefix>/v1/cron/<kind>/<NAME>/<TICK>`, TICK zero-padded to 12 digits
     /// so that keys sort by time.
     pub fn cron_tick_key(&self, kind: TickKind, name: &str, tick: i64) -> String {

@@ -362,7 +362,18 @@ fn ls_shows_every_status() {
         }
     }
     assert!(line_of(&out, t(1)).contains("1.500s"), "{out}");
-    assert!(line_of(&out, t(2)).trim_end().ends_with(" 3"), "{out}");
+    let cols = |k| {
+        line_of(&out, t(k))
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert!(cols(2).ends_with(&["3".into(), "schedule".into()]), "{out}");
+    assert_eq!(
+        cols(8).last().map(String::as_str),
+        Some("-"),
+        "no cause: {out}"
+    );
     assert_eq!(line_of(&out, t(10)), "", "before added_at: {out}");
     // Newest first.
     let pos = |k| {
@@ -487,3 +498,9 @@ fn etcd_unreachable_is_69() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+#[path = "cron_cli/ops.rs"]
+mod ops;
+
+#[path = "cron_cli/apply.rs"]
+mod apply;

@@ -43,12 +43,16 @@ pub const VALUE_OPTIONS: &[&str] = &[
     "after",
     "count",
     "node",
+    "catch-up",
+    "on-failure",
+    "where",
+    "file",
 ];
 
 /// Options that are flags.
 pub const FLAG_OPTIONS: &[&str] = &[
     "restart", "nonblock", "who", "observe", "json", "replace", "purge", "help", "version",
-    "verbose", "quiet",
+    "verbose", "quiet", "prune", "dry-run",
 ];
 
 impl Raw {
@@ -58,6 +62,15 @@ impl Raw {
             .rev()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a repeatable option, in the order typed.
+    pub fn values(&self, name: &str) -> Vec<&str> {
+        self.values
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub fn flag(&self, name: &str) -> bool {
@@ -106,6 +119,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Raw, String> {
             }
             Arg::Short('h') => "help".to_string(),
             Arg::Short('V') => "version".to_string(),
+            Arg::Short('f') => "file".to_string(),
             // Escaped, so that the error stays one line (found by fuzzing).
             Arg::Short(c) => return Err(format!("unknown option -{}", c.escape_debug())),
             Arg::Long(l) => l.to_string(),

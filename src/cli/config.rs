@@ -68,6 +68,12 @@ pub struct CronAdd {
     pub keep: u32,
     pub replace: bool,
     pub argv: Vec<String>,
+    /// `--catch-up D`: the oldest unclaimed tick one catch-up run may take.
+    pub catch_up: Option<Duration>,
+    /// `--on-failure CMD`: a shell command line, run by `/bin/sh -c`.
+    pub on_failure: Option<String>,
+    /// `--where KEY=VALUE`, repeatable, sorted by key.
+    pub placement: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +97,28 @@ pub enum Cron {
     },
     Daemon {
         node: Option<String>,
+    },
+    Show {
+        name: String,
+        out: Output,
+    },
+    /// `cron suspend` (true) or `cron resume` (false).
+    Suspend {
+        name: String,
+        suspend: bool,
+    },
+    /// `cron export [NAME..]`: every job when `names` is empty.
+    Export {
+        names: Vec<String>,
+    },
+    Apply {
+        /// `-` reads stdin.
+        file: PathBuf,
+        prune: bool,
+        dry_run: bool,
+    },
+    Nodes {
+        out: Output,
     },
 }
 

@@ -1,4 +1,5 @@
-//! The cron commands: `cron add`, `ls`, `rm`, `next` and `daemon`.
+//! The cron commands: `cron add`, `ls`, `show`, `rm`, `suspend`, `resume`,
+//! `export`, `apply`, `nodes`, `next` and `daemon`.
 
 use std::time::Duration;
 
@@ -41,6 +42,29 @@ impl Validator<'_> {
                             .map_err(|a| format!("command argument {a:?} is not valid UTF-8"))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
+                let catch_up = match self.duration("catch-up", &[])? {
+                    Some(d) if d.is_zero() => {
+                        return Err("--catch-up must be more than 0 (leave it out for none)".into())
+                    }
+                    c => c,
+                };
+                let on_failure = match raw.value("on-failure") {
+                    Some(c) if c.trim().is_empty() => {
+                        return Err("--on-failure needs a command (one shell command line)".into())
+                    }
+                    c => c.map(str::to_string),
+                };
+                let mut placement = Vec::new();
+                for w in raw.values("where") {
+                    let (k, v) = parse_label("where", w)?;
+                    if let Some((_, other)) = placement.iter().find(|(pk, _)| *pk == k) {
+                        return Err(format!(
+                            "--where {k}={v}: {k} is already required to be {other:?}, no daemon can match both"
+                        ));
+                    }
+                    placement.push((k, v));
+                }
+                placement.sort();
                 Cron::Add(CronAdd {
                     name,
                     schedule,
@@ -51,7 +75,56 @@ impl Validator<'_> {
                     keep,
                     replace: raw.flag("replace"),
                     argv,
+                    catch_up,
+                    on_failure,
+                    placement,
                 })
+            }
+            "cron show" => {
+                self.no_child("cron show")?;
+                Cron::Show {
+                    name: self.name(rest, "cron show")?,
+                    out: self.output(),
+                }
+            }
+            "cron suspend" | "cron resume" => {
+                self.no_child(tool)?;
+                Cron::Suspend {
+                    name: self.name(rest, tool)?,
+                    suspend: tool == "cron suspend",
+                }
+            }
+            "cron export" => {
+                self.no_child("cron export")?;
+                let mut names = Vec::new();
+                for n in rest {
+                    keys::validate_name(n).map_err(|e| format!("NAME {n:?} {e}"))?;
+                    names.push(n.to_string());
+                }
+                Cron::Export { names }
+            }
+            "cron apply" => {
+                self.no_child("cron apply")?;
+                if let Some(extra) = rest.first() {
+                    return Err(format!(
+                        "unexpected argument {extra:?} (the file goes after -f)"
+                    ));
+                }
+                let file = raw.value("file").filter(|f| !f.is_empty()).ok_or(
+                    "cron apply needs -f FILE (JSON lines, as `cron export` prints; - for stdin)",
+                )?;
+                Cron::Apply {
+                    file: file.into(),
+                    prune: raw.flag("prune"),
+                    dry_run: raw.flag("dry-run"),
+                }
+            }
+            "cron nodes" => {
+                self.no_child("cron nodes")?;
+                if let Some(extra) = rest.first() {
+                    return Err(format!("unexpected argument {extra:?}"));
+                }
+                Cron::Nodes { out: self.output() }
             }
             "cron ls" => {
                 self.no_child("cron ls")?;
@@ -116,5 +189,20 @@ impl Validator<'_> {
         };
         let global = self.global()?;
         Ok(Invocation::Cron { global, cmd })
+    }
+}
+
+/// `KEY=VALUE` of `--where` (and of a daemon's `--label`), split at the
+/// first `=`: no whitespace or control characters, so that `cron nodes` and
+/// `cron show` print them unquoted and one cannot break a line of output.
+pub(super) fn parse_label(opt: &str, s: &str) -> Result<(String, String), String> {
+    let bad = |c: char| c.is_whitespace() || c.is_control();
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !k.chars().any(bad) && !v.chars().any(bad) => {
+            Ok((k.to_string(), v.to_string()))
+        }
+        _ => Err(format!(
+            "--{opt} {s:?}: expected KEY=VALUE (a non-empty KEY; no spaces)"
+        )),
     }
 }

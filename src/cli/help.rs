@@ -4,7 +4,8 @@ pub const EXIT_CODES: &str = "\
 EXIT CODES
   child's code  the child ran and exited; its status is passed through (0-255)
   128+S         the child was killed by signal S (also when conch forwarded it)
-  1             --who: vacant office / no holder; cron add: the job exists
+  1             --who: vacant office / no holder; cron add: the job exists;
+                cron show, suspend, resume, rm, export: no such job
   126, 127      the child could not be executed: not executable / not found
   64            usage error: nothing was written to etcd
   69            etcd unreachable within --dial-timeout, or credentials refused
@@ -44,10 +45,9 @@ USAGE
   conch [OPTIONS] sema NAME --max N [--nonblock|--timeout D] -- CMD [ARG..]
   conch [OPTIONS] sema NAME [--max N] --who [--json]
   conch [OPTIONS] cron add NAME --schedule SPEC [..] -- CMD [ARG..]
-  conch [OPTIONS] cron ls [NAME] [--json] [--last K]
-  conch [OPTIONS] cron rm NAME [--purge]
+  conch [OPTIONS] cron ls|show|run|suspend|resume|rm|export|apply|nodes [..]
   conch cron next SPEC [--tz ZONE] [--after RFC3339] [--count K]
-  conchd [OPTIONS] [--node ID]       (= conch cron daemon)
+  conchd [OPTIONS] [--node ID] [--label KEY=VALUE]..  (= conch cron daemon)
   conch completions bash|zsh|fish
   conch --version | conch help [elect|sema|cron|completions|exit-codes|env]
 ";
@@ -94,11 +94,83 @@ conch cron / conchd: every tick of a schedule runs at most once across a fleet
 
 USAGE
   conch [OPTIONS] cron add NAME --schedule SPEC [--tz ZONE] [--overlap skip|allow]
-        [--timeout D] [--kill-after D] [--keep K] [--replace] -- CMD [ARG..]
+        [--timeout D] [--kill-after D] [--keep K] [--catch-up D]
+        [--on-failure CMD] [--where KEY=VALUE].. [--replace] -- CMD [ARG..]
   conch [OPTIONS] cron ls [NAME] [--json] [--last K]
+  conch [OPTIONS] cron show NAME [--json]
+  conch [OPTIONS] cron run NAME [--wait] [--timeout D]
+  conch [OPTIONS] cron suspend NAME | cron resume NAME
   conch [OPTIONS] cron rm NAME [--purge]
+  conch [OPTIONS] cron export [NAME..]
+  conch [OPTIONS] cron apply -f FILE [--prune] [--dry-run]
+  conch [OPTIONS] cron nodes [--json]
   conch cron next SPEC [--tz ZONE] [--after RFC3339] [--count K] [--json]
-  conchd [OPTIONS] [--node ID]        (= conch cron daemon)
+  conchd [OPTIONS] [--node ID] [--label KEY=VALUE].. [--metrics-file PATH]
+         [--label-output|--no-label-output]       (= conch cron daemon)
+
+COMMANDS
+  add       store a job (exit 1 if it exists, unless --replace)
+  ls        every job: schedule, next tick, last status, STATE (active,
+            suspended, unmatched: placed where no live daemon matches,
+            invalid); with NAME, its last K ticks (default 20) and their CAUSE
+  show      the whole job as stored, its next ticks and its last result
+  run       run the job now, exactly once across the fleet (cause `manual`);
+            returns once a daemon claimed it; --wait: exit with its status
+  suspend   daemons claim no tick of the job until `resume`; resuming never
+            replays the ticks that fell in the suspension
+  rm        delete the job (--purge: and its history)
+  export    the jobs (or the NAMEs) as JSON lines, the stored format plus
+            `name`; `apply -f` reads them back
+  apply     create or replace the file's jobs in one transaction, all or
+            nothing; a bad line is exit 64 with its number
+  nodes     the live daemons: id, host, pid, version, since, runs, labels
+  next      the next K ticks of SPEC, UTC and local; needs no etcd
+
+OPTIONS
+  --schedule SPEC     when to run (see SPEC below)
+  --tz ZONE           IANA zone the schedule is read in [UTC]
+  --overlap skip|allow
+                      skip (default): a tick whose previous run still runs is
+                      recorded `skipped`; allow: run anyway
+  --timeout D         add: stop a run after D (SIGTERM, then SIGKILL after
+                      --kill-after), recorded `timeout`; run: give up waiting
+                      for a daemon to claim after D
+  --kill-after D      add: the job's SIGTERM-to-SIGKILL grace [3s]
+  --keep K            ticks of history kept per job [100]
+  --catch-up D        after daemons or etcd were down, run the most recent
+                      unclaimed tick once if it is no older than D (cause
+                      `catch-up`); never a replay of every missed tick [off]
+  --on-failure CMD    a shell command line (/bin/sh -c) run once, on the
+                      daemon that ran the tick, when it ends failed, killed,
+                      timeout or zombie; it gets CONCH_JOB, CONCH_TICK,
+                      CONCH_STATUS, CONCH_EXIT or CONCH_SIGNAL, CONCH_NODE
+  --where KEY=VALUE   repeatable: only daemons with every such --label claim
+  --replace           add: overwrite an existing job of that NAME
+  --json              ls, show, nodes, next: JSON (lines) instead of tables
+  --last K            ls NAME: how many ticks [20]
+  --wait              run: wait for the run's result and exit with its status
+  -f, --file FILE     apply: the JSON lines to apply (- for stdin)
+  --prune             apply: also delete the jobs the file does not name
+  --dry-run           apply: print what would change; write nothing
+  --purge             rm: delete the history too
+  --after RFC3339     next: list ticks after this instant [now]
+  --count K           next: how many ticks [5]
+  --node ID           daemon: its ID in claims [HOST:PID]
+  --label KEY=VALUE   daemon, repeatable: labels that --where matches
+  --metrics-file PATH daemon: write Prometheus text there every few seconds
+                      (write and rename, the node_exporter textfile way)
+  --label-output, --no-label-output
+                      daemon: prefix each line of a job's output with the job
+                      and tick [on]
+
+STATUSES (ls, show)
+  ok            exited 0            failed(N)   exited N
+  killed(SIG)   ended by a signal   timeout     stopped after --timeout
+  running       its runner is alive and running it
+  skipped       --overlap skip, and the previous run was still going
+  zombie        claimed, but no result and no live runner (its daemon died)
+  missed        nobody claimed the tick within its grace
+  CAUSE: schedule, manual (cron run) or catch-up.
 
 SPEC: five fields `minute hour day-of-month month day-of-week`, or @hourly,
 @daily, @weekly, @monthly, @yearly, @every D. Zones are IANA names (UTC

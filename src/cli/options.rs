@@ -29,6 +29,12 @@ pub const TOOLS: &[&str] = &[
     "cron rm",
     "cron next",
     "cron daemon",
+    "cron show",
+    "cron suspend",
+    "cron resume",
+    "cron export",
+    "cron apply",
+    "cron nodes",
     "completions",
 ];
 
@@ -40,11 +46,24 @@ pub fn allowed(tool: &str) -> &'static [&'static str] {
     match tool {
         "elect" => &["restart", "nonblock", "timeout", "who", "observe", "json"],
         "sema" => &["max", "nonblock", "timeout", "who", "json"],
-        "cron add" => &["schedule", "tz", "overlap", "timeout", "keep", "replace"],
+        "cron add" => &[
+            "schedule",
+            "tz",
+            "overlap",
+            "timeout",
+            "keep",
+            "replace",
+            "catch-up",
+            "on-failure",
+            "where",
+        ],
         "cron ls" => &["json", "last"],
         "cron rm" => &["purge"],
         "cron next" => &["tz", "after", "count", "json"],
         "cron daemon" => &["node"],
+        "cron show" => &["json"],
+        "cron apply" => &["file", "prune", "dry-run"],
+        "cron nodes" => &["json"],
         _ => &[],
     }
 }

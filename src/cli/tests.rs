@@ -452,3 +452,6 @@ fn every_accepted_option_is_in_help_and_man_page() {
         );
     }
 }
+
+/// The cron operator commands and flags.
+mod cron;

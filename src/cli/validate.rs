@@ -59,13 +59,19 @@ pub fn validate(
             Some((&"rm", r)) => ("cron rm", r),
             Some((&"next", r)) => ("cron next", r),
             Some((&"daemon", r)) => ("cron daemon", r),
+            Some((&"show", r)) => ("cron show", r),
+            Some((&"suspend", r)) => ("cron suspend", r),
+            Some((&"resume", r)) => ("cron resume", r),
+            Some((&"export", r)) => ("cron export", r),
+            Some((&"apply", r)) => ("cron apply", r),
+            Some((&"nodes", r)) => ("cron nodes", r),
             None if raw.flag("help") => ("cron", rest),
             Some((other, _)) => {
                 return Err(format!(
-                    "unknown cron command {other:?}: expected add, ls, rm, next or daemon"
+                    "unknown cron command {other:?}: expected add, ls, show, rm, suspend, resume, export, apply, nodes, next or daemon"
                 ))
             }
-            None => return Err("cron needs a command: add, ls, rm, next or daemon".into()),
+            None => return Err("cron needs a command: add, ls, show, rm, suspend, resume, export, apply, nodes, next or daemon".into()),
         },
         other => {
             return Err(format!(

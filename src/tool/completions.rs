@@ -14,10 +14,10 @@ use crate::kit::exit::{EXIT_UNAVAILABLE, EXIT_USAGE};
 
 /// Cron commands whose NAME is an existing job. Only those the parser
 /// knows are completed, so a command added to `TOOLS` later is picked up.
-const JOB_COMMANDS: &[&str] = &["ls", "rm", "show", "run", "suspend", "resume"];
+const JOB_COMMANDS: &[&str] = &["ls", "rm", "show", "run", "suspend", "resume", "export"];
 
 /// Options that name a file, completed as paths.
-const FILE_OPTIONS: &[&str] = &["cacert", "cert", "key", "password-file"];
+const FILE_OPTIONS: &[&str] = &["cacert", "cert", "key", "password-file", "file"];
 
 /// How long completion may wait for etcd before offering no job names: a
 /// key press must not hang on a dead cluster.
@@ -408,7 +408,10 @@ mod tests {
 
     #[test]
     fn job_names_are_completed_for_the_commands_the_parser_knows() {
-        assert_eq!(job_commands(), vec!["ls", "rm"]);
-        assert!(bash().contains("\"cron ls\"|\"cron rm\")"));
+        assert_eq!(
+            job_commands(),
+            vec!["ls", "rm", "show", "suspend", "resume", "export"]
+        );
+        assert!(bash().contains("\"cron ls\"|\"cron rm\"|\"cron show\""));
     }
 }

@@ -1,12 +1,13 @@
 //! `conch cron add | ls | rm | next`: job definitions and their history.
-//! The daemon itself is `conchd.rs`; `ls` is in `cron_ls.rs`.
+//! The daemon itself is `conchd.rs`; `ls`, `show`, `suspend`/`resume`,
+//! `export`, `apply` and `nodes` each have their own `cron_*.rs`.
 
 use super::connect::connect;
 use super::host::{host_name, now_ms};
 use super::output::print;
 use crate::cli::config::{Cron as Cmd, CronAdd};
 use crate::cli::{Global, Output};
-use crate::etcd::{Compare, Op, OpResult, Txn};
+use crate::etcd::{Client, CmpOp, Compare, Op, OpResult, Range, Target, Txn};
 use crate::keys::{Schema, TickKind};
 use crate::kit::exit::{EXIT_UNAVAILABLE, EXIT_USAGE};
 use crate::kit::verbosity::Verbosity;
@@ -26,12 +27,21 @@ pub fn run(global: &Global, cmd: Cmd) -> i32 {
         Cmd::Add(add) => self::add(global, add),
         Cmd::Rm { name, purge } => rm(global, &name, purge),
         Cmd::Ls { name, out, last } => super::cron_ls::run(global, name.as_deref(), out, last),
+        Cmd::Show { name, out } => super::cron_show::run(global, &name, out),
+        Cmd::Suspend { name, suspend } => super::cron_pause::run(global, &name, suspend),
+        Cmd::Export { names } => super::cron_export::run(global, &names),
+        Cmd::Apply {
+            file,
+            prune,
+            dry_run,
+        } => super::cron_apply::run(global, &file, prune, dry_run),
+        Cmd::Nodes { out } => super::cron_nodes::run(global, out),
     }
 }
 
 /// A schedule and zone as `cron add` and `cron next` accept them: the
 /// error is the one line to print (exit 64).
-fn checked(spec: &str, tz: &str) -> Result<(Schedule, Zone), String> {
+pub(super) fn checked(spec: &str, tz: &str) -> Result<(Schedule, Zone), String> {
     let sched = Schedule::parse(spec).map_err(|e| format!("schedule {spec:?}: {e}"))?;
     if sched.never_fires() {
         return Err(format!(
@@ -128,25 +138,39 @@ fn add(global: &Global, a: CronAdd) -> i32 {
         added_at_ms: now,
         suspended: false,
         paused_at_ms: None,
-        catch_up_ms: None,
-        on_failure: Vec::new(),
-        placement: Vec::new(),
+        catch_up_ms: a.catch_up.map(ms),
+        // A shell line rather than a second argv: the job's own command
+        // already takes everything after `--`.
+        on_failure: a
+            .on_failure
+            .map(|c| vec!["/bin/sh".into(), "-c".into(), c])
+            .unwrap_or_default(),
+        placement: a.placement,
     };
     let client = match connect(global) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let key = Schema::new(&global.prefix).cron_job_key(&a.name);
-    let put = Op::put(key.clone(), job.to_json(), 0);
-    // Without --replace the job is created only if absent; with it, the
-    // else-branch overwrites, and `succeeded` still tells which happened.
-    let txn = Txn {
-        compare: vec![Compare::absent(key)],
-        success: vec![put.clone()],
-        failure: if a.replace { vec![put] } else { Vec::new() },
+    let written = if a.replace {
+        replace(&client, &key, job)
+    } else {
+        let txn = Txn {
+            compare: vec![Compare::absent(key.clone())],
+            success: vec![Op::put(key, job.to_json(), 0)],
+            failure: Vec::new(),
+        };
+        client.txn(txn).map(|r| Some(r.succeeded))
     };
-    let created = match client.txn(txn) {
-        Ok(r) => r.succeeded,
+    let created = match written {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            eprintln!(
+                "conch: job {} kept changing; not replaced (try again)",
+                a.name
+            );
+            return 1;
+        }
         Err(e) => {
             eprintln!("conch: cannot write job {}: {e}", a.name);
             return EXIT_UNAVAILABLE;
@@ -165,6 +189,36 @@ fn add(global: &Global, a: CronAdd) -> i32 {
         );
     }
     0
+}
+
+/// `--replace`: writes the new definition but keeps the stored job's
+/// suspension, which is the operators' state (`cron suspend`), not part of
+/// a definition; guarded by the revision it was read at, so a `suspend`
+/// landing in between is not undone. `Some(created)`, or `None` when the
+/// job kept changing under it.
+fn replace(client: &Client, key: &str, mut job: Job) -> Result<Option<bool>, crate::etcd::Error> {
+    for _ in 0..5 {
+        let old = client.range(Range::key(key))?.kvs.into_iter().next();
+        let guard = match &old {
+            None => Compare::absent(key),
+            Some(kv) => {
+                if let Ok(o) = Job::from_json(&kv.value) {
+                    job.suspended = o.suspended;
+                    job.paused_at_ms = o.paused_at_ms;
+                }
+                Compare::key(key, CmpOp::Equal, Target::ModRevision(kv.mod_revision))
+            }
+        };
+        let txn = Txn {
+            compare: vec![guard],
+            success: vec![Op::put(key, job.to_json(), 0)],
+            failure: Vec::new(),
+        };
+        if client.txn(txn)?.succeeded {
+            return Ok(Some(old.is_none()));
+        }
+    }
+    Ok(None)
 }
 
 fn rm(global: &Global, name: &str, purge: bool) -> i32 {

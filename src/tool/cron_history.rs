@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::etcd::{Client, Op, Range, RangeResult, Txn};
 use crate::keys::{self, Schema, TickKind};
-use crate::record::cron::{Claim, Job, Outcome, RunResult};
+use crate::record::cron::{Cause, Claim, Job, Outcome, RunResult};
 use crate::schedule::{grace_secs, last_ticks, Schedule, Zone, MAX_GRACE_SECS};
 
 /// One job's history keys, by tick.
@@ -98,6 +98,8 @@ pub(super) struct Row {
     pub(super) end_ms: Option<u64>,
     pub(super) exit: Option<i32>,
     pub(super) signal: Option<i32>,
+    /// Why the tick was claimed; `None` for a tick nobody claimed.
+    pub(super) cause: Option<Cause>,
 }
 
 impl Row {
@@ -117,6 +119,7 @@ impl Row {
             end_ms: None,
             exit: None,
             signal: None,
+            cause: fire.or(run).map(|c| c.cause),
         };
         match (h.result.get(&tick), run) {
             (Some(Some(r)), _) => {
@@ -153,7 +156,14 @@ impl Row {
             end_ms: None,
             exit: None,
             signal: None,
+            cause: None,
         }
+    }
+
+    /// The cause as `ls` and `show` print it.
+    pub(super) fn cause_word(&self) -> Option<String> {
+        self.cause
+            .map(|c| c.word().unwrap_or("schedule").to_string())
     }
 }
 

@@ -1,11 +1,14 @@
-//! `conch cron ls [NAME]`: the jobs, or one job's recent ticks, with each
-//! tick's status read from its fire key, run marker and result (docs/cron.md).
+//! `conch cron ls [NAME]`: the jobs, with whether daemons will claim them
+//! (suspended, or placed where no live daemon matches), or one job's recent
+//! ticks, with each tick's status and cause read from its fire key, run
+//! marker and result (docs/cron.md).
 //! What a job's history says is `cron_history.rs`.
 
 use miniserde::json::{self, Number, Object, Value};
 
 use super::connect::connect;
 use super::cron_history::{read, rows, Row};
+use super::cron_nodes::{live, matched, Live};
 use super::host::now_ms;
 use super::output::{
     cells, dash, human_ms, opt_i32, opt_i64, opt_str, opt_u64, print, render, rfc3339_ms,
@@ -114,13 +117,14 @@ fn one_job(
                 o.insert("duration_ms".into(), opt_u64(r.duration_ms()));
                 o.insert("exit".into(), opt_i32(r.exit));
                 o.insert("signal".into(), opt_i32(r.signal));
+                o.insert("cause".into(), opt_str(r.cause_word()));
                 text.push_str(&json::to_string(&Value::Object(o)));
                 text.push('\n');
             }
         }
         Output::Human => {
             let mut table = vec![cells(&[
-                "TICK", "STATUS", "NODE", "START", "DURATION", "EXIT",
+                "TICK", "STATUS", "NODE", "START", "DURATION", "EXIT", "CAUSE",
             ])];
             for r in &rows {
                 table.push(vec![
@@ -130,6 +134,7 @@ fn one_job(
                     dash(r.start_ms.map(rfc3339_ms)),
                     dash(r.duration_ms().map(human_ms)),
                     dash(r.exit.map(|e| e.to_string())),
+                    dash(r.cause_word()),
                 ]);
             }
             text = render(&table);
@@ -149,9 +154,11 @@ fn all_jobs(
     let dir = schema.cron_job_dir();
     let jobs = client.range(Range::prefix(dir.clone()))?;
     let mut table = vec![cells(&[
-        "NAME", "SCHEDULE", "ZONE", "NEXT", "LAST", "STATUS", "NODE", "DURATION",
+        "NAME", "SCHEDULE", "ZONE", "NEXT", "LAST", "STATUS", "NODE", "DURATION", "STATE",
     ])];
     let mut text = String::new();
+    // The daemons are read only if some job is placed, and then once.
+    let mut nodes: Option<Vec<Live>> = None;
     for kv in &jobs.kvs {
         let Some(leaf) = Schema::leaf(&dir, &kv.key) else {
             continue;
@@ -163,6 +170,22 @@ fn all_jobs(
                 let reason = format!("key {leaf:?}: {e}");
                 (leaf.to_string(), Def::Invalid { job: None, reason })
             }
+        };
+        let state = match &def {
+            Def::Valid { job, .. } if job.suspended => "suspended",
+            Def::Valid { job, .. } if !job.placement.is_empty() => {
+                if nodes.is_none() {
+                    nodes = Some(live(client, schema)?);
+                }
+                let placed = nodes.as_deref().is_some_and(|n| matched(n, &job.placement));
+                if placed {
+                    "active"
+                } else {
+                    "unmatched"
+                }
+            }
+            Def::Valid { .. } => "active",
+            Def::Invalid { .. } => "invalid",
         };
         let (schedule, tz, next, last, status) = match &def {
             Def::Valid { job, sched, zone } => {
@@ -204,6 +227,7 @@ fn all_jobs(
                 );
                 let d = last.as_ref().and_then(Row::duration_ms);
                 o.insert("duration_ms".into(), opt_u64(d));
+                o.insert("state".into(), Value::String(state.into()));
                 text.push_str(&json::to_string(&Value::Object(o)));
                 text.push('\n');
             }
@@ -216,6 +240,7 @@ fn all_jobs(
                 dash(status),
                 dash(last.as_ref().and_then(|r| r.node.clone())),
                 dash(last.as_ref().and_then(Row::duration_ms).map(human_ms)),
+                state.into(),
             ]),
         }
     }
