@@ -48,7 +48,7 @@ pub const VALUE_OPTIONS: &[&str] = &[
 /// Options that are flags.
 pub const FLAG_OPTIONS: &[&str] = &[
     "restart", "nonblock", "who", "observe", "json", "replace", "purge", "help", "version",
-    "verbose", "quiet",
+    "verbose", "quiet", "wait",
 ];
 
 impl Raw {

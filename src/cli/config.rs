@@ -92,6 +92,12 @@ pub enum Cron {
     Daemon {
         node: Option<String>,
     },
+    /// `cron run NAME`: one run now, claimed within `timeout`.
+    Run {
+        name: String,
+        wait: bool,
+        timeout: Duration,
+    },
 }
 
 /// One validated invocation.

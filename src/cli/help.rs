@@ -97,6 +97,7 @@ USAGE
         [--timeout D] [--kill-after D] [--keep K] [--replace] -- CMD [ARG..]
   conch [OPTIONS] cron ls [NAME] [--json] [--last K]
   conch [OPTIONS] cron rm NAME [--purge]
+  conch [OPTIONS] cron run NAME [--wait] [--timeout D]
   conch cron next SPEC [--tz ZONE] [--after RFC3339] [--count K] [--json]
   conchd [OPTIONS] [--node ID]        (= conch cron daemon)
 

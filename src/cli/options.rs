@@ -28,6 +28,7 @@ pub const TOOLS: &[&str] = &[
     "cron ls",
     "cron rm",
     "cron next",
+    "cron run",
     "cron daemon",
     "completions",
 ];
@@ -44,6 +45,7 @@ pub fn allowed(tool: &str) -> &'static [&'static str] {
         "cron ls" => &["json", "last"],
         "cron rm" => &["purge"],
         "cron next" => &["tz", "after", "count", "json"],
+        "cron run" => &["wait", "timeout"],
         "cron daemon" => &["node"],
         _ => &[],
     }

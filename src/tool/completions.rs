@@ -408,7 +408,7 @@ mod tests {
 
     #[test]
     fn job_names_are_completed_for_the_commands_the_parser_knows() {
-        assert_eq!(job_commands(), vec!["ls", "rm"]);
-        assert!(bash().contains("\"cron ls\"|\"cron rm\")"));
+        assert_eq!(job_commands(), vec!["ls", "rm", "run"]);
+        assert!(bash().contains("\"cron ls\"|\"cron rm\"|\"cron run\")"));
     }
 }

@@ -26,6 +26,11 @@ pub fn run(global: &Global, cmd: Cmd) -> i32 {
         Cmd::Add(add) => self::add(global, add),
         Cmd::Rm { name, purge } => rm(global, &name, purge),
         Cmd::Ls { name, out, last } => super::cron_ls::run(global, name.as_deref(), out, last),
+        Cmd::Run {
+            name,
+            wait,
+            timeout,
+        } => super::cron_run::run(global, &name, wait, timeout),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod connect;
 pub mod cron;
 mod cron_history;
 mod cron_ls;
+mod cron_run;
 pub mod elect;
 pub mod host;
 mod output;
