@@ -536,5 +536,7 @@ mod claim;
 mod faults;
 #[path = "cron_tests_life.rs"]
 mod life;
+#[path = "cron_tests_ops.rs"]
+mod ops;
 #[path = "cron_tests_prop.rs"]
 mod prop;
