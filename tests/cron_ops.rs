@@ -162,6 +162,16 @@ fn cron_run_claims_once_among_racing_daemons_and_wait_returns_the_status() {
     let o = cron_run(&p, &["job", "--wait"]);
     assert_eq!(o.status.code(), Some(3), "the run's exit status: {o:?}");
     wait_for("two results", LONG, || results(&p, "job").len() == 2);
+    // --overlap skip holds for manual ticks too.
+    put_job(&p, "long", &job("0 0 1 1 *", "exec sleep 30"));
+    let o = cron_run(&p, &["long"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let o = cron_run(&p, &["long", "--wait"]);
+    assert_eq!(o.status.code(), Some(75), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("skipped"),
+        "{o:?}"
+    );
     for c in &mut ds {
         assert_eq!(term(c).code(), Some(0));
     }

@@ -124,12 +124,25 @@ impl Cron {
             return;
         };
         if u64::try_from(self.wall_ms(now)).unwrap_or(0) > req.until_ms {
-            // Its CLI gave up on it, or died before withdrawing it.
+            // Its CLI gave up on it, or died before withdrawing it: removed
+            // unless it changed meanwhile.
             Self::log(
                 out,
                 Level::Debug,
-                format!("job {name}: ignoring an expired run request by {}", req.by),
+                format!("job {name}: removing an expired run request by {}", req.by),
             );
+            out.push(Action::Txn(
+                TRIM,
+                Txn {
+                    compare: vec![Compare::key(
+                        kv.key.clone(),
+                        CmpOp::Equal,
+                        Target::ModRevision(kv.mod_revision),
+                    )],
+                    success: vec![Op::delete(kv.key.clone())],
+                    failure: vec![],
+                },
+            ));
             return;
         }
         Self::log(

@@ -82,7 +82,19 @@ fn an_expired_or_suspended_request_is_not_claimed() {
     let mut j = hourly();
     let mut h = Harness::serving(cfg(), &[("j", &j)]);
     let until = (T0 * 1000 + 5_000) as u64;
-    assert!(claims(&h.step(request_put("j", T0 + 4, until, 21), S(6))).is_empty());
+    let acts = h.step(request_put("j", T0 + 4, until, 21), S(6));
+    assert!(claims(&acts).is_empty());
+    let req = schema().cron_manual_key("j", T0 + 4);
+    let cleanup = Txn {
+        compare: vec![Compare::key(
+            req.clone(),
+            CmpOp::Equal,
+            Target::ModRevision(21),
+        )],
+        success: vec![Op::delete(req)],
+        failure: vec![],
+    };
+    assert_eq!(acts, [Action::Txn(TRIM, cleanup)], "removed, if unchanged");
     assert!(h.logged("expired run request"));
     j.suspended = true;
     h.step(put_event("j", &j, 22), S(7));
