@@ -148,6 +148,15 @@ fn cron_run_claims_once_among_racing_daemons_and_wait_returns_the_status() {
     assert!(ticks(&p, TickKind::Fire, "job").is_empty());
     let o = cron_run(&p, &["nosuch", "--timeout", "1s"]);
     assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let mut held = job("0 0 1 1 *", "true");
+    held.suspended = true;
+    put_job(&p, "held", &held);
+    let o = cron_run(&p, &["held"]);
+    assert_eq!(o.status.code(), Some(75), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("suspended"),
+        "{o:?}"
+    );
 
     let mut ds: Vec<Child> = ["a", "b", "c"].iter().map(|n| daemon(&p, n, &d)).collect();
     wait_for("three serving", LONG, || {
