@@ -217,6 +217,24 @@ impl Schema {
         format!("{}{}", self.cron_node_dir(), encode_name(id))
     }
 
+    /// `<prefix>/v1/cron/manual/`: the `cron run` requests of every job.
+    pub fn cron_manual_dir(&self) -> String {
+        format!("{}/cron/manual/", self.root)
+    }
+
+    /// `<prefix>/v1/cron/manual/<NAME>/<TICK>`: a request to run the job
+    /// once, as tick TICK.
+    pub fn cron_manual_key(&self, name: &str, tick: i64) -> String {
+        format!("{}{}/{tick:012}", self.cron_manual_dir(), encode_name(name))
+    }
+
+    /// The job and tick of a key made by [`Schema::cron_manual_key`].
+    pub fn parse_cron_manual_key(&self, key: &[u8]) -> Option<(String, i64)> {
+        let rest = key.strip_prefix(self.cron_manual_dir().as_bytes())?;
+        let (name, tick) = std::str::from_utf8(rest).ok()?.split_once('/')?;
+        Some((decode_name(name).ok()?, parse_tick(tick)?))
+    }
+
     /// The last segment of `key` if `key` lies directly in `dir`.
     pub fn leaf<'a>(dir: &str, key: &'a [u8]) -> Option<&'a str> {
         let rest = key.strip_prefix(dir.as_bytes())?;
@@ -309,6 +327,13 @@ mod tests {
             "/conch/v1/cron/fire/backup/001700000000"
         );
         assert_eq!(s.cron_node_key("h:1"), "/conch/v1/cron/node/h%3A1");
+        let manual = s.cron_manual_key("a/b", 1_700_000_000);
+        assert_eq!(manual, "/conch/v1/cron/manual/a%2Fb/001700000000");
+        assert_eq!(
+            s.parse_cron_manual_key(manual.as_bytes()),
+            Some(("a/b".into(), 1_700_000_000))
+        );
+        assert_eq!(s.parse_cron_manual_key(b"/conch/v1/cron/manual/a/1"), None);
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub const VALUE_OPTIONS: &[&str] = &[
 /// Options that are flags.
 pub const FLAG_OPTIONS: &[&str] = &[
     "restart", "nonblock", "who", "observe", "json", "replace", "purge", "help", "version",
-    "verbose", "quiet", "prune", "dry-run",
+    "verbose", "quiet", "prune", "dry-run", "wait",
 ];
 
 impl Raw {

@@ -120,6 +120,12 @@ pub enum Cron {
     Nodes {
         out: Output,
     },
+    /// `cron run NAME`: one run now, claimed within `timeout`.
+    Run {
+        name: String,
+        wait: bool,
+        timeout: Duration,
+    },
 }
 
 /// One validated invocation.

@@ -151,6 +151,19 @@ impl Validator<'_> {
                     purge: raw.flag("purge"),
                 }
             }
+            "cron run" => {
+                self.no_child("cron run")?;
+                let name = self.name(rest, "cron run")?;
+                let timeout = match self.duration("timeout", &[])? {
+                    Some(d) if d.is_zero() => return Err("--timeout must be more than 0".into()),
+                    t => t.unwrap_or(Duration::from_secs(10)),
+                };
+                Cron::Run {
+                    name,
+                    wait: raw.flag("wait"),
+                    timeout,
+                }
+            }
             "cron next" => {
                 self.no_child("cron next")?;
                 let spec = match rest {

@@ -58,6 +58,7 @@ pub fn validate(
             Some((&"ls", r)) => ("cron ls", r),
             Some((&"rm", r)) => ("cron rm", r),
             Some((&"next", r)) => ("cron next", r),
+            Some((&"run", r)) => ("cron run", r),
             Some((&"daemon", r)) => ("cron daemon", r),
             Some((&"show", r)) => ("cron show", r),
             Some((&"suspend", r)) => ("cron suspend", r),

@@ -20,7 +20,7 @@ use crate::kit::machine::{Action, ChildStatus, Input, Level, Machine, SpawnSpec,
 use crate::kit::session::Session;
 use crate::kit::signal;
 use crate::kit::supervise::{Ended, Supervisor};
-use crate::record::cron::{Claim, Job, Node, Outcome, RunResult};
+use crate::record::cron::{Cause, Claim, Job, Node, Outcome, RunResult};
 use crate::schedule::{fmt_rfc3339_utc, next_tick, Schedule, Zone};
 
 /// Request tags; answers come back in the order requests were made, so a
@@ -34,6 +34,9 @@ const JOBS: Tag = 5;
 const MARKER: Tag = 6;
 /// The one watch: job definitions.
 const WATCH_JOBS: Tag = 1;
+/// `cron run` requests: read once, then watched.
+const MANUAL: Tag = 7;
+const WATCH_MANUAL: Tag = 2;
 
 const MAX_GRACE_SECS: i64 = 30;
 /// The least time a blocking call is given, even when something is due.
@@ -71,6 +74,10 @@ struct Run {
     child: Supervisor,
     timeout_at: Option<Duration>,
     timed_out: bool,
+    /// The job's `--on-failure` argv, run once if this run ends badly.
+    on_failure: Vec<String>,
+    /// This is a failure hook, not a run: no marker, no result.
+    hook: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +113,8 @@ pub struct Cron {
     seen_ms: i64,
     /// The `now` of the latest step.
     stepped_at: Duration,
+    /// `cron run` requests seen and not yet deleted: (job, tick).
+    manual: std::collections::BTreeSet<(String, i64)>,
 }
 
 impl Cron {
@@ -127,6 +136,7 @@ impl Cron {
             shutting_down: None,
             seen_ms: i64::MIN,
             stepped_at: Duration::ZERO,
+            manual: Default::default(),
         }
     }
 
@@ -149,12 +159,17 @@ impl Cron {
 
     /// The value of a fire key or run marker made with `lease`.
     fn marker_on(&self, lease: i64, now: Duration) -> String {
+        self.marker_for(lease, now, Default::default())
+    }
+
+    /// The same, saying why the tick was claimed.
+    fn marker_for(&self, lease: i64, now: Duration, cause: Cause) -> String {
         Claim {
             node: self.cfg.node.clone(),
             pid: u64::from(self.cfg.pid),
             lease: lease_hex(lease),
             at_ms: u64::try_from(self.wall_ms(now)).unwrap_or(0),
-            cause: Default::default(),
+            cause,
         }
         .to_json()
     }
@@ -228,6 +243,7 @@ impl Cron {
             return;
         }
         out.push(Action::Unwatch(WATCH_JOBS));
+        out.push(Action::Unwatch(WATCH_MANUAL));
         if self.session.revoke(out) {
             self.state = State::ExpectRevoke;
         } else {
@@ -289,6 +305,8 @@ impl Machine for Cron {
                     if let Some(jobs) = t.range(1).cloned() {
                         self.on_jobs(&jobs.kvs, jobs.revision, now, &mut out);
                     }
+                    self.catch_up(now, &mut out);
+                    self.read_manual(&mut out);
                     Self::log(
                         &mut out,
                         Level::Info,
@@ -312,6 +330,8 @@ impl Machine for Cron {
             }
             Input::Range(JOBS, Ok(r)) => self.on_jobs(&r.kvs, r.revision, now, &mut out),
             Input::Range(JOBS, Err(e)) => self.on_read_error(&e, now, &mut out),
+            Input::Range(MANUAL, r) => self.on_manual_read(r, now, &mut out),
+            Input::Watch(WATCH_MANUAL, r) => self.on_manual_watch(r, now, &mut out),
             Input::Watch(_, r) => self.on_watch(r, now, &mut out),
             Input::KeepAlive(r) => {
                 if let Some(why) = self.session.on_keepalive(r, now, &mut out) {
@@ -328,6 +348,7 @@ impl Machine for Cron {
                         JOBS,
                         Range::prefix(self.cfg.schema.cron_job_dir()),
                     ));
+                    self.read_manual(&mut out);
                 }
             }
             Input::Revoked(_) if self.state == State::ExpectRevoke => {
@@ -452,12 +473,18 @@ impl Machine for Cron {
     }
 }
 
+#[path = "cron_catchup.rs"]
+mod catchup;
 #[path = "cron_claim.rs"]
 mod claim;
+#[path = "cron_hook.rs"]
+mod hook;
 #[path = "cron_jobs.rs"]
 mod jobs;
 #[path = "cron_lease.rs"]
 mod lease;
+#[path = "cron_manual.rs"]
+mod manual;
 #[path = "cron_results.rs"]
 mod results;
 

@@ -40,6 +40,10 @@ pub(super) struct Pending {
     /// on it, and a fire key naming one of them is ours.
     pub leases: Vec<i64>,
     pub phase: Phase,
+    /// Why the tick is claimed: stored in its fire key and run marker.
+    pub cause: Cause,
+    /// The `cron run` request the claim consumes (`cron_manual.rs`).
+    pub request: Option<String>,
 }
 
 impl Pending {
@@ -52,6 +56,8 @@ impl Pending {
             first_by_ms: tick * 1000 + grace_s * 500,
             leases: Vec::new(),
             phase: Phase::Claim,
+            cause: Cause::Schedule,
+            request: None,
         }
     }
 
@@ -87,8 +93,8 @@ impl Cron {
         let s = &self.cfg.schema;
         let fire = s.cron_tick_key(TickKind::Fire, name, tick);
         let result = s.cron_tick_key(TickKind::Result, name, tick);
-        let marker = self.marker_on(lease, now);
-        let base = vec![
+        let marker = self.marker_for(lease, now, p.cause);
+        let mut base = vec![
             Compare::key(
                 s.cron_job_key(name),
                 CmpOp::Equal,
@@ -96,6 +102,7 @@ impl Cron {
             ),
             Compare::absent(fire.clone()),
         ];
+        let consume = Self::consume_request(p, &mut base);
         let mut compare = base.clone();
         if !js.job.overlap_allow {
             compare.push(Compare::prefix_empty(s.cron_tick_dir(TickKind::Run, name)));
@@ -104,7 +111,7 @@ impl Cron {
             Op::Get(Range::key(fire.clone())),
             Op::Get(Range::key(result.clone())),
         ];
-        let success = vec![
+        let mut success = vec![
             Op::put(fire.clone(), marker.clone(), 0),
             Op::put(
                 s.cron_tick_key(TickKind::Run, name, tick),
@@ -112,6 +119,7 @@ impl Cron {
                 lease,
             ),
         ];
+        success.extend(consume.clone());
         let mut failure = Vec::new();
         if !js.job.overlap_allow {
             let at = u64::try_from(self.wall_ms(now)).unwrap_or(0);
@@ -123,10 +131,13 @@ impl Cron {
             };
             failure.push(Op::Txn(Txn {
                 compare: base,
-                success: vec![
+                success: [
                     Op::put(fire.clone(), marker, 0),
                     Op::put(result, skipped.to_json(), 0),
-                ],
+                ]
+                .into_iter()
+                .chain(consume)
+                .collect(),
                 failure: vec![],
             }));
         }
@@ -309,6 +320,10 @@ impl Cron {
         let fire_kv = reads.next().flatten();
         let recorded = reads.next().flatten().is_some();
         let skipped_now = t.txn(0).is_some_and(|n| n.succeeded);
+        let taken = skipped_now || fire_kv.is_some();
+        if p.request.is_some() && self.manual_refused(&p, taken, now, out) {
+            return;
+        }
         let ours = fire_kv.as_ref().and_then(|kv| {
             p.ours(&Claim::from_json(&kv.value), &self.cfg.node, self.cfg.pid)
                 .map(|lease| (kv.create_revision, lease))
@@ -341,6 +356,7 @@ impl Cron {
         out: &mut Vec<Action>,
     ) {
         let Pending { name, js, tick, .. } = p;
+        self.manual.remove(&(name.clone(), tick));
         let when = fmt_rfc3339_utc(tick);
         if self.shutting_down.is_some() {
             // The lease may be revoked already: start nothing.
@@ -410,6 +426,8 @@ impl Cron {
                 child,
                 timeout_at: job.timeout_ms.map(|t| now + Duration::from_millis(t)),
                 timed_out: false,
+                on_failure: job.on_failure,
+                hook: false,
             },
         );
     }

@@ -40,7 +40,7 @@ impl Cron {
                     ),
                 );
                 self.jobs.insert(
-                    name,
+                    name.clone(),
                     JobState {
                         job,
                         mod_rev: kv.mod_revision,
@@ -49,6 +49,7 @@ impl Cron {
                         next,
                     },
                 );
+                self.retry_manual_of(&name, now, out);
             }
             Err(why) => {
                 Self::log(
@@ -85,6 +86,12 @@ impl Cron {
         ));
     }
 
+    /// Whether this daemon claims anything of the job: nothing of a
+    /// suspended one (its ticks pass unclaimed and are never replayed).
+    pub(super) fn claimable(js: &JobState) -> bool {
+        !js.job.suspended
+    }
+
     /// Claims every tick that is due, skipping those whose grace ran out.
     pub(super) fn due(&mut self, now: Duration, out: &mut Vec<Action>) {
         if self.state != State::Serving || self.shutting_down.is_some() {
@@ -108,6 +115,15 @@ impl Cron {
                             "job {name}: tick {} missed (woke {}ms late)",
                             fmt_rfc3339_utc(tick),
                             now_ms - tick * 1000
+                        ),
+                    );
+                } else if !Self::claimable(js) {
+                    Self::log(
+                        out,
+                        Level::Debug,
+                        format!(
+                            "job {name}: tick {} not claimed: suspended",
+                            fmt_rfc3339_utc(tick)
                         ),
                     );
                 } else {

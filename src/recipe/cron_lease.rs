@@ -30,7 +30,7 @@ impl Cron {
             ),
             Op::Get(Range::prefix(self.cfg.schema.cron_job_dir())),
         ];
-        for run in self.runs.values() {
+        for run in self.runs.values().filter(|r| !r.hook) {
             let key = self
                 .cfg
                 .schema

@@ -51,6 +51,10 @@ impl Cron {
         let Some(run) = self.runs.remove(&tag) else {
             return;
         };
+        if run.hook {
+            self.hook_ended(&run, &ended, out);
+            return;
+        }
         let outcome = match ended.status {
             _ if run.timed_out => Outcome::Timeout,
             ChildStatus::Exited(0) => Outcome::Ok,
@@ -98,6 +102,7 @@ impl Cron {
             },
             out,
         );
+        self.start_hook(&run, outcome, now, out);
     }
 
     pub(super) fn send_finish(&mut self, mut f: Finish, out: &mut Vec<Action>) {

@@ -87,6 +87,18 @@ fn registered(revision: i64, kvs: Vec<KeyValue>) -> Input {
     )
 }
 
+/// The answer to the read of `cron run` requests: none.
+fn no_requests(revision: i64) -> Input {
+    Input::Range(
+        MANUAL,
+        Ok(RangeResult {
+            revision,
+            count: 0,
+            kvs: vec![],
+        }),
+    )
+}
+
 fn won(revision: i64) -> Input {
     Input::Txn(
         CLAIM,
@@ -315,7 +327,15 @@ impl Harness {
             .collect();
         let acts = h.step(registered(20, kvs), S(0));
         assert!(
-            matches!(acts[..], [Action::Watch(WATCH_JOBS, _)]),
+            matches!(
+                acts[..],
+                [Action::Watch(WATCH_JOBS, _), Action::Range(MANUAL, _)]
+            ),
+            "{acts:?}"
+        );
+        let acts = h.step(no_requests(20), S(0));
+        assert!(
+            matches!(acts[..], [Action::Watch(WATCH_MANUAL, _)]),
             "{acts:?}"
         );
         h.logs.clear();
@@ -404,7 +424,14 @@ fn start_registers_reads_the_jobs_and_watches_from_the_next_revision() {
     // The jobs are read at exactly T0, itself a tick: it was due at start.
     let acts = h.step(registered(20, kvs), S(0));
     let spec = WatchSpec::prefix(schema().cron_job_dir()).from_revision(21);
-    assert_eq!(acts, [Action::Watch(WATCH_JOBS, spec)]);
+    let requests = Range::prefix(schema().cron_manual_dir());
+    assert_eq!(
+        acts,
+        [
+            Action::Watch(WATCH_JOBS, spec),
+            Action::Range(MANUAL, requests)
+        ]
+    );
     assert!(h.logged("job broken skipped: invalid definition"));
     assert_eq!(h.m.jobs.keys().collect::<Vec<_>>(), ["tenner"]);
     assert_eq!(h.m.deadline(), Some(S(10)), "the first tick after now");
@@ -509,5 +536,7 @@ mod claim;
 mod faults;
 #[path = "cron_tests_life.rs"]
 mod life;
+#[path = "cron_tests_ops.rs"]
+mod ops;
 #[path = "cron_tests_prop.rs"]
 mod prop;

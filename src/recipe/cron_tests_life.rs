@@ -98,6 +98,7 @@ fn sigterm_stops_every_run_claims_nothing_more_and_exits_after_the_results() {
         h.step(finished(91, "j", &[T0 + 10, T0 + 20]), S(62)),
         [
             Action::Unwatch(WATCH_JOBS),
+            Action::Unwatch(WATCH_MANUAL),
             Action::KeepAliveClose,
             Action::Revoke(L1)
         ]
@@ -114,6 +115,7 @@ fn sigterm_without_runs_revokes_and_exits_at_once() {
         h.step(Input::Signal(15), S(3)),
         [
             Action::Unwatch(WATCH_JOBS),
+            Action::Unwatch(WATCH_MANUAL),
             Action::KeepAliveClose,
             Action::Revoke(L1)
         ]
@@ -165,9 +167,13 @@ fn a_lost_lease_leaves_the_run_alone_and_puts_its_marker_on_the_new_lease() {
     assert_eq!(Claim::from_json(value).lease, lease_hex(L2));
     let kvs = vec![job_kv("j", &job("@every 10s").to_json(), 5)];
     let spec = WatchSpec::prefix(schema().cron_job_dir()).from_revision(91);
+    let requests = Range::prefix(schema().cron_manual_dir());
     assert_eq!(
         h.step(registered(90, kvs), S(13)),
-        [Action::Watch(WATCH_JOBS, spec)]
+        [
+            Action::Watch(WATCH_JOBS, spec),
+            Action::Range(MANUAL, requests)
+        ]
     );
     // Serving again: the next tick is claimed with a marker on L2.
     let acts = h.run_to(S(20));

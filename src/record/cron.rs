@@ -327,6 +327,36 @@ fn get_labels(o: &Object, k: &str) -> Vec<(String, String)> {
     }
 }
 
+/// A `cron run` request: who asked, when, and until when a daemon may
+/// still claim it (a request whose CLI died is never run days later).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Request {
+    pub by: String,
+    pub at_ms: u64,
+    pub until_ms: u64,
+}
+
+impl Request {
+    pub fn to_json(&self) -> String {
+        let mut o = object();
+        put_str(&mut o, "by", &Some(self.by.clone()));
+        put_u64(&mut o, "at", Some(self.at_ms));
+        put_u64(&mut o, "until", Some(self.until_ms));
+        text(o)
+    }
+
+    /// `None` for a value that is not a request; a missing `until` never
+    /// expires.
+    pub fn from_json(bytes: &[u8]) -> Option<Request> {
+        let o = parse_object(bytes)?;
+        Some(Request {
+            by: get_str(&o, "by").unwrap_or_else(|| "?".into()),
+            at_ms: get_u64(&o, "at").unwrap_or(0),
+            until_ms: get_u64(&o, "until").unwrap_or(u64::MAX),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,6 +457,17 @@ mod tests {
             assert_eq!(o.label(), label);
         }
         assert_eq!(RunResult::from_json(b"garbage"), None);
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let r = Request {
+            by: "ops@h".into(),
+            at_ms: 1,
+            until_ms: 2,
+        };
+        assert_eq!(Request::from_json(r.to_json().as_bytes()), Some(r));
+        assert_eq!(Request::from_json(b"x"), None);
     }
 
     #[test]

@@ -410,8 +410,8 @@ mod tests {
     fn job_names_are_completed_for_the_commands_the_parser_knows() {
         assert_eq!(
             job_commands(),
-            vec!["ls", "rm", "show", "suspend", "resume", "export"]
+            vec!["ls", "rm", "run", "show", "suspend", "resume", "export"]
         );
-        assert!(bash().contains("\"cron ls\"|\"cron rm\"|\"cron show\""));
+        assert!(bash().contains("\"cron ls\"|\"cron rm\"|\"cron run\"|\"cron show\""));
     }
 }

@@ -36,6 +36,11 @@ pub fn run(global: &Global, cmd: Cmd) -> i32 {
             dry_run,
         } => super::cron_apply::run(global, &file, prune, dry_run),
         Cmd::Nodes { out } => super::cron_nodes::run(global, out),
+        Cmd::Run {
+            name,
+            wait,
+            timeout,
+        } => super::cron_run::run(global, &name, wait, timeout),
     }
 }
 

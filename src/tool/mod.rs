@@ -12,6 +12,7 @@ mod cron_history;
 mod cron_ls;
 mod cron_nodes;
 mod cron_pause;
+mod cron_run;
 mod cron_show;
 pub mod elect;
 pub mod host;

@@ -1,0 +1,102 @@
+//! The failure hook (`--on-failure CMD...`): run once, by the daemon that
+//! ran the tick, after it recorded the tick `failed`, `killed` or
+//! `timeout`. It is a child like a run (its own process group, the keeper,
+//! stopped with the daemon) but has no run marker and no result: its end
+//! is logged, and it is never run again, whatever its status.
+
+use super::*;
+
+impl Cron {
+    /// Starts the hook of a run that ended with `outcome`, if it has one
+    /// and the outcome calls for it.
+    pub(super) fn start_hook(
+        &mut self,
+        run: &Run,
+        outcome: Outcome,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        if run.hook || run.on_failure.is_empty() {
+            return;
+        }
+        let (status, exit, signal) = match outcome {
+            Outcome::Failed(n) => ("failed", Some(n), None),
+            Outcome::Killed(s) => ("killed", None, Some(s)),
+            Outcome::Timeout => ("timeout", None, None),
+            Outcome::Ok | Outcome::Skipped => return,
+        };
+        let (name, when) = (run.name.clone(), fmt_rfc3339_utc(run.tick));
+        if self.shutting_down.is_some() {
+            Self::log(
+                out,
+                Level::Info,
+                format!("job {name}: not running the failure hook of tick {when}: stopping"),
+            );
+            return;
+        }
+        let Some(tag) = self.free_tag() else {
+            Self::log(
+                out,
+                Level::Error,
+                format!("job {name}: too many concurrent runs for the failure hook of tick {when}"),
+            );
+            return;
+        };
+        let mut env = vec![
+            ("CONCH_JOB".to_string(), name.clone()),
+            ("CONCH_TICK".into(), when.clone()),
+            ("CONCH_STATUS".into(), status.into()),
+            ("CONCH_NODE".into(), self.cfg.node.clone()),
+        ];
+        env.extend(exit.map(|e| ("CONCH_EXIT".to_string(), e.to_string())));
+        env.extend(signal.map(|s| ("CONCH_SIGNAL".to_string(), s.to_string())));
+        Self::log(
+            out,
+            Level::Info,
+            format!("job {name}: running the failure hook of tick {when}"),
+        );
+        let mut child = Supervisor::with_tag(tag, run.child.kill_after());
+        let argv = run.on_failure.iter().map(Into::into).collect();
+        child.spawn(SpawnSpec { argv, env }, now, out);
+        self.runs.insert(
+            tag,
+            Run {
+                name,
+                tick: run.tick,
+                start_ms: self.wall_ms(now),
+                keep: run.keep,
+                child,
+                timeout_at: None,
+                timed_out: false,
+                on_failure: Vec::new(),
+                hook: true,
+            },
+        );
+    }
+
+    /// A hook ended: said in the log, and that is all.
+    pub(super) fn hook_ended(&mut self, run: &Run, ended: &Ended, out: &mut Vec<Action>) {
+        let how = match ended.status {
+            ChildStatus::Exited(0) => "exited 0".to_string(),
+            ChildStatus::Exited(n) => format!("failed with exit {n}; not retried"),
+            ChildStatus::Signaled(s) => format!(
+                "killed by SIG{}; not retried",
+                crate::record::cron::signal_name(s)
+            ),
+        };
+        let level = match ended.status {
+            ChildStatus::Exited(0) => Level::Info,
+            _ => Level::Error,
+        };
+        Self::log(
+            out,
+            level,
+            format!(
+                "job {}: failure hook of tick {} {how}",
+                run.name,
+                fmt_rfc3339_utc(run.tick)
+            ),
+        );
+        self.maybe_exit(out);
+    }
+}
