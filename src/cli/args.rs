@@ -43,12 +43,14 @@ pub const VALUE_OPTIONS: &[&str] = &[
     "after",
     "count",
     "node",
+    "metrics-file",
 ];
 
 /// Options that are flags.
 pub const FLAG_OPTIONS: &[&str] = &[
     "restart", "nonblock", "who", "observe", "json", "replace", "purge", "help", "version",
     "verbose", "quiet",
+    "label-output", "no-label-output",
 ];
 
 impl Raw {

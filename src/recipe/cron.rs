@@ -106,6 +106,7 @@ pub struct Cron {
     seen_ms: i64,
     /// The `now` of the latest step.
     stepped_at: Duration,
+    stats: Stats,
 }
 
 impl Cron {
@@ -127,6 +128,7 @@ impl Cron {
             shutting_down: None,
             seen_ms: i64::MIN,
             stepped_at: Duration::ZERO,
+            stats: Stats::default(),
         }
     }
 
@@ -268,6 +270,20 @@ impl Cron {
     fn run_by_tag(&mut self, tag: Tag) -> Option<&mut Run> {
         self.runs.get_mut(&tag)
     }
+
+    /// What this daemon counted since it started.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Registered, with a lease etcd still confirms.
+    pub fn serving(&self) -> bool {
+        self.state == State::Serving && !self.session.is_lost()
+    }
+
+    pub fn runs_in_progress(&self) -> usize {
+        self.runs.len()
+    }
 }
 
 impl Machine for Cron {
@@ -320,6 +336,9 @@ impl Machine for Cron {
             }
             Input::Reconnected(r) => {
                 let back = self.session.on_reconnected(r, now, &mut out);
+                if back {
+                    self.stats.reconnected();
+                }
                 if back && self.state == State::ExpectRegister {
                     // The register txn failed: send it again.
                     self.register(now, &mut out);
@@ -460,8 +479,11 @@ mod jobs;
 mod lease;
 #[path = "cron_results.rs"]
 mod results;
+#[path = "cron_stats.rs"]
+pub mod stats;
 
 use claim::Pending;
+use stats::Stats;
 use results::Finish;
 pub use results::SKEW_BOUND_SECS;
 

@@ -178,6 +178,7 @@ impl Cron {
                     return;
                 };
                 let txn = self.claim_txn(&p, lease, now);
+                self.stats.claim_attempt(&name);
                 if p.leases.last() != Some(&lease) {
                     p.leases.push(lease);
                 }
@@ -313,6 +314,9 @@ impl Cron {
             p.ours(&Claim::from_json(&kv.value), &self.cfg.node, self.cfg.pid)
                 .map(|lease| (kv.create_revision, lease))
         });
+        if skipped_now {
+            self.stats.recorded(&p.name, Outcome::Skipped, self.wall_ms(now));
+        }
         if skipped_now || (ours.is_some() && recorded) {
             Self::log(
                 out,
@@ -364,6 +368,7 @@ impl Cron {
             return;
         };
         let job = js.job;
+        self.stats.started(&name, self.wall_ms(now) - tick * 1000);
         let fire = self.cfg.schema.cron_tick_key(TickKind::Fire, &name, tick);
         let spec = SpawnSpec {
             argv: job.argv.iter().map(Into::into).collect(),

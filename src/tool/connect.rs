@@ -18,6 +18,12 @@ use crate::runtime::keeper::Keeper;
 /// anything else starts, while the process has one thread), connects on
 /// the runtime the driver owns, and drives the machine to its exit code.
 pub fn hold(global: &Global, machine: &mut dyn Machine) -> i32 {
+    hold_with(global, machine, false)
+}
+
+/// [`hold`]; with `relay`, every cron run's output goes through the loop,
+/// each line labelled (conchd's `--label-output`).
+pub fn hold_with(global: &Global, machine: &mut dyn Machine, relay: bool) -> i32 {
     let keeper = match Keeper::start() {
         Ok(k) => k,
         Err(e) => {
@@ -42,7 +48,12 @@ pub fn hold(global: &Global, machine: &mut dyn Machine) -> i32 {
         Verbosity::Verbose => Level::Debug,
     };
     match Driver::new(rt, client, shown, keeper) {
-        Ok(mut d) => d.run(machine),
+        Ok(mut d) => {
+            if relay {
+                d.relay_output();
+            }
+            d.run(machine)
+        }
         Err(e) => {
             eprintln!("conch: cannot set up the event loop: {e}");
             EXIT_UNAVAILABLE

@@ -4,12 +4,14 @@
 
 pub mod completions;
 pub mod conchd;
+mod conchd_ops;
 pub mod connect;
 pub mod cron;
 mod cron_history;
 mod cron_ls;
 pub mod elect;
 pub mod host;
+mod metrics;
 mod output;
 pub mod sema;
 

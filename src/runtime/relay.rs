@@ -1,0 +1,195 @@
+//! conchd's output relay (`--label-output`): a run's stdout and stderr are
+//! pipes that the event loop reads, and each complete line goes to the
+//! daemon's own stdout or stderr as `[JOB TICK] line`, written whole, so
+//! lines of runs that share the daemon's output never mix.
+//!
+//! No thread per run: the read ends are non-blocking and polled by the one
+//! loop. A run's streams are read until its process tree is gone; then
+//! what is buffered is drained, a last partial line is written, and the
+//! pipe is closed, even if a process that escaped the run still holds the
+//! other end (it gets EPIPE): the run's end never waits for a pipe.
+
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::task::{Context, Poll};
+
+use tokio::io::unix::AsyncFd;
+
+use crate::kit::machine::{SpawnSpec, Tag};
+
+/// A line longer than this is written in pieces of this size, each with the
+/// prefix, so that one run cannot make the daemon buffer without bound.
+pub const MAX_LINE: usize = 64 * 1024;
+
+struct Stream {
+    tag: Tag,
+    fd: AsyncFd<OwnedFd>,
+    lines: Lines,
+}
+
+/// What one pipe gave that is not written yet.
+struct Lines {
+    prefix: Vec<u8>,
+    err: bool,
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+/// The read ends of every relayed run.
+#[derive(Default)]
+pub struct Relay {
+    streams: Vec<Stream>,
+}
+
+/// The write ends a child gets as its stdout and stderr.
+pub struct Outputs {
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// `[JOB TICK] `, from the variables every cron run is given; `None` for a
+/// child that is not a cron run (it is never relayed).
+pub fn label(spec: &SpawnSpec) -> Option<String> {
+    let var = |k: &str| spec.env.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+    Some(format!("[{} {}] ", var("CONCH_JOB")?, var("CONCH_TICK")?))
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::pipe::{pipe_with, PipeFlags};
+    // Close-on-exec: no other child inherits a run's pipe; the run gets its
+    // ends through dup2, which clears the flag on fds 1 and 2.
+    let (r, w) = pipe_with(PipeFlags::CLOEXEC)?;
+    // Only our end is non-blocking: the child sees an ordinary pipe.
+    // SAFETY: fcntl on a descriptor we own, with flags only.
+    if unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((r, w))
+}
+
+/// Writes `line` (without its newline) with `prefix` in one write.
+fn emit(err: bool, prefix: &[u8], line: &[u8]) {
+    let mut whole = Vec::with_capacity(prefix.len() + line.len() + 1);
+    whole.extend_from_slice(prefix);
+    whole.extend_from_slice(line);
+    whole.push(b'\n');
+    // A daemon whose output is gone keeps running its jobs.
+    let _ = if err {
+        std::io::stderr().lock().write_all(&whole)
+    } else {
+        std::io::stdout().lock().write_all(&whole)
+    };
+}
+
+impl Lines {
+    /// Writes every complete line, and with `all` what is left too.
+    fn flush(&mut self, all: bool) {
+        let mut start = 0;
+        while let Some(n) = self.buf[start..].iter().position(|b| *b == b'\n') {
+            emit(self.err, &self.prefix, &self.buf[start..start + n]);
+            start += n + 1;
+        }
+        while self.buf.len() - start >= MAX_LINE {
+            emit(self.err, &self.prefix, &self.buf[start..start + MAX_LINE]);
+            start += MAX_LINE;
+        }
+        if all && start < self.buf.len() {
+            emit(self.err, &self.prefix, &self.buf[start..]);
+            start = self.buf.len();
+        }
+        self.buf.drain(..start);
+    }
+
+    /// Reads what the pipe holds now; true if anything (or EOF) came.
+    fn read_now(&mut self, fd: &OwnedFd) -> bool {
+        let mut chunk = [0u8; 16 * 1024];
+        let mut got = false;
+        while !self.eof {
+            match rustix::io::read(fd.as_fd(), &mut chunk) {
+                Ok(0) => {
+                    self.eof = true;
+                    got = true;
+                }
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    got = true;
+                    if self.buf.len() >= MAX_LINE {
+                        self.flush(false);
+                    }
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                // EAGAIN, or an error that will not go away: stop reading.
+                Err(rustix::io::Errno::AGAIN) => break,
+                Err(_) => {
+                    self.eof = true;
+                    got = true;
+                }
+            }
+        }
+        self.flush(self.eof);
+        got
+    }
+}
+
+impl Relay {
+    /// Pipes for the run `tag` labelled `label`; `register` hands a read
+    /// end to the loop's reactor.
+    pub fn open(
+        &mut self,
+        tag: Tag,
+        label: &str,
+        register: impl Fn(OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>>,
+    ) -> std::io::Result<Outputs> {
+        let (out_r, stdout) = pipe()?;
+        let (err_r, stderr) = pipe()?;
+        for (r, err) in [(out_r, false), (err_r, true)] {
+            self.streams.push(Stream {
+                tag,
+                fd: register(r)?,
+                lines: Lines {
+                    prefix: label.as_bytes().to_vec(),
+                    err,
+                    buf: Vec::new(),
+                    eof: false,
+                },
+            });
+        }
+        Ok(Outputs { stdout, stderr })
+    }
+
+    /// The run `tag` is over (its tree is gone, or it never started):
+    /// writes what its pipes hold and closes them.
+    pub fn close(&mut self, tag: Tag) {
+        for s in self.streams.iter_mut().filter(|s| s.tag == tag) {
+            s.lines.read_now(s.fd.get_ref());
+            s.lines.flush(true);
+        }
+        self.streams.retain(|s| s.tag != tag);
+    }
+
+    /// Ready once some pipe had something to read; what it had is written
+    /// by then. Never ready without open pipes.
+    pub async fn relay(&mut self) {
+        std::future::poll_fn(|cx| self.poll_relay(cx)).await
+    }
+
+    fn poll_relay(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut any = false;
+        for s in self.streams.iter_mut().filter(|s| !s.lines.eof) {
+            let Stream { fd, lines, .. } = s;
+            while let Poll::Ready(Ok(mut g)) = fd.poll_read_ready(cx) {
+                any |= lines.read_now(fd.get_ref());
+                if lines.eof {
+                    break;
+                }
+                // Drained to EAGAIN: wait for the next edge.
+                g.clear_ready();
+            }
+        }
+        if any {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
