@@ -48,9 +48,19 @@ pub const VALUE_OPTIONS: &[&str] = &[
 
 /// Options that are flags.
 pub const FLAG_OPTIONS: &[&str] = &[
-    "restart", "nonblock", "who", "observe", "json", "replace", "purge", "help", "version",
-    "verbose", "quiet",
-    "label-output", "no-label-output",
+    "restart",
+    "nonblock",
+    "who",
+    "observe",
+    "json",
+    "replace",
+    "purge",
+    "help",
+    "version",
+    "verbose",
+    "quiet",
+    "label-output",
+    "no-label-output",
 ];
 
 impl Raw {

@@ -349,7 +349,10 @@ fn cron_commands() {
         }) => {}
         other => panic!("{other:?}"),
     }
-    match run("conchd --no-label-output --metrics-file /tmp/conchd.prom", &[]) {
+    match run(
+        "conchd --no-label-output --metrics-file /tmp/conchd.prom",
+        &[],
+    ) {
         Ok(Invocation::Cron {
             cmd:
                 Cron::Daemon {

@@ -483,9 +483,9 @@ mod results;
 pub mod stats;
 
 use claim::Pending;
-use stats::Stats;
 use results::Finish;
 pub use results::SKEW_BOUND_SECS;
+use stats::Stats;
 
 #[cfg(test)]
 #[path = "cron_tests.rs"]

@@ -315,7 +315,8 @@ impl Cron {
                 .map(|lease| (kv.create_revision, lease))
         });
         if skipped_now {
-            self.stats.recorded(&p.name, Outcome::Skipped, self.wall_ms(now));
+            self.stats
+                .recorded(&p.name, Outcome::Skipped, self.wall_ms(now));
         }
         if skipped_now || (ours.is_some() && recorded) {
             Self::log(

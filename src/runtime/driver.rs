@@ -346,15 +346,17 @@ impl Driver {
                         Ok(o) => Some(o),
                         Err(e) => {
                             r.close(tag);
-                            eprintln!("conch: output relay: {e}; this run's output is not labelled");
+                            eprintln!(
+                                "conch: output relay: {e}; this run's output is not labelled"
+                            );
                             None
                         }
                     },
                     _ => None,
                 };
-                let (input, warning) =
-                    self.children
-                        .spawn(tag, &spec, outputs, |fd| register(rt, fd));
+                let (input, warning) = self
+                    .children
+                    .spawn(tag, &spec, outputs, |fd| register(rt, fd));
                 if let (Some(r), Input::SpawnFailed(..)) = (self.relay.as_mut(), &input) {
                     r.close(tag);
                 }

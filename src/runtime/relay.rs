@@ -20,6 +20,10 @@ use crate::kit::machine::{SpawnSpec, Tag};
 /// A line longer than this is written in pieces of this size, each with the
 /// prefix, so that one run cannot make the daemon buffer without bound.
 pub const MAX_LINE: usize = 64 * 1024;
+/// The most read from one pipe per wake of the loop.
+const WAKE_BUDGET: usize = 256 * 1024;
+/// The most read from one pipe when its run is over.
+const CLOSE_BUDGET: usize = 1024 * 1024;
 
 struct Stream {
     tag: Tag,
@@ -85,13 +89,19 @@ impl Lines {
     /// Writes every complete line, and with `all` what is left too.
     fn flush(&mut self, all: bool) {
         let mut start = 0;
-        while let Some(n) = self.buf[start..].iter().position(|b| *b == b'\n') {
-            emit(self.err, &self.prefix, &self.buf[start..start + n]);
-            start += n + 1;
-        }
-        while self.buf.len() - start >= MAX_LINE {
-            emit(self.err, &self.prefix, &self.buf[start..start + MAX_LINE]);
-            start += MAX_LINE;
+        loop {
+            // One byte more than a piece: a line of exactly MAX_LINE is
+            // one line, not a piece and an empty line.
+            let window = &self.buf[start..self.buf.len().min(start + MAX_LINE + 1)];
+            if let Some(n) = window.iter().position(|b| *b == b'\n') {
+                emit(self.err, &self.prefix, &window[..n]);
+                start += n + 1;
+            } else if window.len() > MAX_LINE {
+                emit(self.err, &self.prefix, &window[..MAX_LINE]);
+                start += MAX_LINE;
+            } else {
+                break;
+            }
         }
         if all && start < self.buf.len() {
             emit(self.err, &self.prefix, &self.buf[start..]);
@@ -100,11 +110,20 @@ impl Lines {
         self.buf.drain(..start);
     }
 
-    /// Reads what the pipe holds now; true if anything (or EOF) came.
-    fn read_now(&mut self, fd: &OwnedFd) -> bool {
+    /// Reads what the pipe holds now, up to `budget` bytes, so that a run
+    /// that writes without pause cannot hold the loop: (anything or EOF
+    /// came, the pipe was drained to EAGAIN or EOF).
+    fn read_now(&mut self, fd: &OwnedFd, budget: usize) -> (bool, bool) {
         let mut chunk = [0u8; 16 * 1024];
         let mut got = false;
-        while !self.eof {
+        let mut read = 0;
+        let drained = loop {
+            if self.eof {
+                break true;
+            }
+            if read >= budget {
+                break false;
+            }
             match rustix::io::read(fd.as_fd(), &mut chunk) {
                 Ok(0) => {
                     self.eof = true;
@@ -113,21 +132,22 @@ impl Lines {
                 Ok(n) => {
                     self.buf.extend_from_slice(&chunk[..n]);
                     got = true;
+                    read += n;
                     if self.buf.len() >= MAX_LINE {
                         self.flush(false);
                     }
                 }
                 Err(rustix::io::Errno::INTR) => {}
-                // EAGAIN, or an error that will not go away: stop reading.
-                Err(rustix::io::Errno::AGAIN) => break,
+                Err(rustix::io::Errno::AGAIN) => break true,
+                // An error that will not go away: stop reading.
                 Err(_) => {
                     self.eof = true;
                     got = true;
                 }
             }
-        }
+        };
         self.flush(self.eof);
-        got
+        (got, drained)
     }
 }
 
@@ -161,7 +181,9 @@ impl Relay {
     /// writes what its pipes hold and closes them.
     pub fn close(&mut self, tag: Tag) {
         for s in self.streams.iter_mut().filter(|s| s.tag == tag) {
-            s.lines.read_now(s.fd.get_ref());
+            // What the run wrote is in the pipe (64 KiB by default); more
+            // can only come from a process that escaped the run.
+            s.lines.read_now(s.fd.get_ref(), CLOSE_BUDGET);
             s.lines.flush(true);
         }
         self.streams.retain(|s| s.tag != tag);
@@ -177,13 +199,15 @@ impl Relay {
         let mut any = false;
         for s in self.streams.iter_mut().filter(|s| !s.lines.eof) {
             let Stream { fd, lines, .. } = s;
-            while let Poll::Ready(Ok(mut g)) = fd.poll_read_ready(cx) {
-                any |= lines.read_now(fd.get_ref());
-                if lines.eof {
-                    break;
+            if let Poll::Ready(Ok(mut g)) = fd.poll_read_ready(cx) {
+                let (got, drained) = lines.read_now(fd.get_ref(), WAKE_BUDGET);
+                any |= got;
+                if drained && !lines.eof {
+                    // Read to EAGAIN: the next edge wakes us (this registers
+                    // the waker again).
+                    g.clear_ready();
+                    any |= matches!(fd.poll_read_ready(cx), Poll::Ready(Ok(_)));
                 }
-                // Drained to EAGAIN: wait for the next edge.
-                g.clear_ready();
             }
         }
         if any {

@@ -127,7 +127,10 @@ impl Ops {
             Ok(()) => {
                 m.written = Some(sig);
                 if std::mem::replace(&mut m.failing, false) {
-                    out.push(Action::Log(Level::Info, "metrics file written again".into()));
+                    out.push(Action::Log(
+                        Level::Info,
+                        "metrics file written again".into(),
+                    ));
                 }
             }
             Err(e) => {
@@ -199,7 +202,11 @@ impl Machine for Ops {
             self.watchdog.map(|(_, next)| next),
             self.metrics_due(self.cron_stepped()),
         ];
-        self.cron.deadline().into_iter().chain(own.into_iter().flatten()).min()
+        self.cron
+            .deadline()
+            .into_iter()
+            .chain(own.into_iter().flatten())
+            .min()
     }
 
     fn must_act_by(&self) -> Option<Duration> {

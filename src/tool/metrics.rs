@@ -64,7 +64,11 @@ pub fn render(s: &Stats, d: &Daemon) -> String {
         "gauge",
         "When this daemon started (unix seconds); every counter counts since then.",
     );
-    doc.line("conch_cron_daemon_start_time_seconds", &[], secs(d.started_ms));
+    doc.line(
+        "conch_cron_daemon_start_time_seconds",
+        &[],
+        secs(d.started_ms),
+    );
     doc.head(
         "conch_cron_serving",
         "gauge",
@@ -97,7 +101,11 @@ pub fn render(s: &Stats, d: &Daemon) -> String {
         "Claim transactions this daemon sent for the job since it started.",
     );
     for (job, j) in jobs {
-        doc.line("conch_cron_claim_attempts_total", &[("job", job)], j.claim_attempts);
+        doc.line(
+            "conch_cron_claim_attempts_total",
+            &[("job", job)],
+            j.claim_attempts,
+        );
     }
     doc.head(
         "conch_cron_claims_won_total",
@@ -114,7 +122,11 @@ pub fn render(s: &Stats, d: &Daemon) -> String {
     );
     for (job, j) in jobs {
         for (status, n) in &j.runs {
-            doc.line("conch_cron_runs_total", &[("job", job), ("status", status)], n);
+            doc.line(
+                "conch_cron_runs_total",
+                &[("job", job), ("status", status)],
+                n,
+            );
         }
     }
     doc.head(
@@ -143,7 +155,11 @@ pub fn render(s: &Stats, d: &Daemon) -> String {
     for (job, j) in jobs {
         if let Some(ms) = j.last_success_ms {
             let ms = i64::try_from(ms).unwrap_or(i64::MAX);
-            doc.line("conch_cron_last_success_timestamp_seconds", &[("job", job)], secs(ms));
+            doc.line(
+                "conch_cron_last_success_timestamp_seconds",
+                &[("job", job)],
+                secs(ms),
+            );
         }
     }
     doc.head(
@@ -153,7 +169,11 @@ pub fn render(s: &Stats, d: &Daemon) -> String {
     );
     for (job, j) in jobs {
         if let Some(ms) = j.last_lateness_ms {
-            doc.line("conch_cron_last_lateness_seconds", &[("job", job)], secs(ms));
+            doc.line(
+                "conch_cron_last_lateness_seconds",
+                &[("job", job)],
+                secs(ms),
+            );
         }
     }
     doc.head(
@@ -163,7 +183,11 @@ pub fn render(s: &Stats, d: &Daemon) -> String {
     );
     for (job, j) in jobs {
         let sum = i64::try_from(j.lateness_ms_sum).unwrap_or(i64::MAX);
-        doc.line("conch_cron_lateness_seconds_sum", &[("job", job)], secs(sum));
+        doc.line(
+            "conch_cron_lateness_seconds_sum",
+            &[("job", job)],
+            secs(sum),
+        );
     }
     doc.0
 }
