@@ -511,3 +511,5 @@ mod faults;
 mod life;
 #[path = "cron_tests_prop.rs"]
 mod prop;
+#[path = "cron_tests_stats.rs"]
+mod stats;
