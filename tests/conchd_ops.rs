@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::{client, conch, cron_add, cron_ticks, read, scratch_dir, unique_prefix, wait_for};
 use conch::etcd::Range;
 use conch::keys::{Schema, TickKind};
-use conch::record::cron::RunResult;
+use conch::record::cron::{Outcome, RunResult};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -158,6 +158,14 @@ fn ls_statuses(p: &str, name: &str) -> BTreeMap<String, u64> {
     out
 }
 
+/// tick → how it ended, for the results of job `name`.
+fn outcomes(p: &str, name: &str) -> BTreeMap<i64, Outcome> {
+    cron_ticks(p, TickKind::Result, name)
+        .into_iter()
+        .filter_map(|(t, v)| Some((t, RunResult::from_json(&v)?.outcome)))
+        .collect()
+}
+
 #[test]
 fn metrics_file_parses_and_its_counters_match_cron_ls() {
     let p = unique_prefix("metrics");
@@ -233,18 +241,26 @@ fn metrics_file_parses_and_its_counters_match_cron_ls() {
         get(&s, "conch_cron_failures_total", &[("job", "good")]),
         Some(0.0)
     );
+    // The last status is the newest result's (SIGTERM may have cut a run).
+    let newest = outcomes(&p, "bad")
+        .into_values()
+        .next_back()
+        .expect("a result");
+    let status = newest.label();
     assert_eq!(
         get(
             &s,
             "conch_cron_last_status",
-            &[("job", "bad"), ("status", "failed(3)")]
+            &[("job", "bad"), ("status", &status)]
         ),
-        Some(1.0)
+        Some(1.0),
+        "{text}"
     );
     // The last success is the end of the newest ok result in etcd.
     let newest_ok = cron_ticks(&p, TickKind::Result, "good")
         .values()
         .filter_map(|v| RunResult::from_json(v))
+        .filter(|r| r.outcome == Outcome::Ok)
         .map(|r| r.end_ms)
         .max()
         .expect("an ok result");
@@ -317,7 +333,7 @@ fn sd_notify_ready_after_registering_watchdog_while_serving_stopping_on_sigterm(
     assert_eq!(common::wait_exit(&mut daemon, LONG).code(), Some(0));
 
     // An abstract socket (`@name`), as systemd may hand out.
-    let name = format!("conch-test-{}-{}", std::process::id(), p.len());
+    let name = format!("conch-test{p}");
     let addr =
         <std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(
             name.as_bytes(),
@@ -380,10 +396,15 @@ fn job_output_is_labelled_per_line_and_lines_never_mix() {
         .stdout(std::fs::File::create(&out).expect("out"))
         .spawn()
         .expect("conchd");
-    wait_for("three results of a, b and c", LONG, || {
-        ["a", "b", "c"]
-            .iter()
-            .all(|j| cron_ticks(&p, TickKind::Result, j).len() >= 3)
+    let oks = |j: &str| {
+        outcomes(&p, j)
+            .into_iter()
+            .filter(|(_, o)| *o == Outcome::Ok)
+            .map(|(t, _)| conch::schedule::fmt_rfc3339_utc(t))
+            .collect::<BTreeSet<String>>()
+    };
+    wait_for("three ok runs of a, b and c", LONG, || {
+        ["a", "b", "c"].iter().all(|j| oks(j).len() >= 3)
     });
     assert_eq!(term(&mut daemon).code(), Some(0));
     let text = read(&out);
@@ -404,14 +425,21 @@ fn job_output_is_labelled_per_line_and_lines_never_mix() {
                 .map(move |t| (j.to_string(), conch::schedule::fmt_rfc3339_utc(t)))
         })
         .collect();
+    for key in lines_of.keys() {
+        assert!(
+            results.contains(key),
+            "output of a tick without a result: {key:?}"
+        );
+    }
+    // Runs that ended ok wrote everything (SIGTERM may have cut the last).
     for (job, c) in [("a", "x"), ("b", "y")] {
-        let runs: Vec<_> = lines_of.iter().filter(|((j, _), _)| j == job).collect();
-        assert!(runs.len() >= 3, "{job}: {} runs relayed", runs.len());
+        let ok = oks(job);
+        let runs: Vec<_> = lines_of
+            .iter()
+            .filter(|((j, t), _)| j == job && ok.contains(t))
+            .collect();
+        assert!(runs.len() >= 3, "{job}: {} ok runs relayed", runs.len());
         for ((_, tick), lines) in runs {
-            assert!(
-                results.contains(&(job.to_string(), tick.clone())),
-                "{job} {tick}"
-            );
             // Whole lines, in order, each from this run only.
             let want: Vec<String> = (0..20).map(|i| format!("{job}-{i}-{}", body(c))).collect();
             // (Lengths, not the lines: a failure must not print megabytes.)
@@ -432,10 +460,20 @@ fn job_output_is_labelled_per_line_and_lines_never_mix() {
             assert_eq!(rest, [format!("{job}-tail")], "{job} {tick}");
         }
     }
-    let c_runs: Vec<_> = lines_of.iter().filter(|((j, _), _)| j == "c").collect();
+    let ok = oks("c");
+    let c_runs: Vec<_> = lines_of
+        .iter()
+        .filter(|((j, t), _)| j == "c" && ok.contains(t))
+        .collect();
     assert!(c_runs.len() >= 3);
     for (_, lines) in c_runs {
         assert_eq!(lines, &["c-start", "c-end"]);
+    }
+    // Its run ends once its own processes are gone (the holder is stopped
+    // after --kill-after 1s), not when the holder would close the pipe (20s).
+    for r in cron_ticks(&p, TickKind::Result, "c").values() {
+        let r = RunResult::from_json(r).expect("result");
+        assert!(r.end_ms - r.start_ms < 10_000, "{r:?}");
     }
     let log = read(&d.join("l1.log"));
     for job in ["a", "b"] {
