@@ -71,43 +71,54 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok((r, w))
 }
 
-/// Writes `line` (without its newline) with `prefix` in one write.
-fn emit(err: bool, prefix: &[u8], line: &[u8]) {
-    let mut whole = Vec::with_capacity(prefix.len() + line.len() + 1);
-    whole.extend_from_slice(prefix);
-    whole.extend_from_slice(line);
-    whole.push(b'\n');
-    // A daemon whose output is gone keeps running its jobs.
-    let _ = if err {
-        std::io::stderr().lock().write_all(&whole)
-    } else {
-        std::io::stdout().lock().write_all(&whole)
+/// The labelled lines of `buf`, and how much of it they took: every
+/// complete line, lines longer than [`MAX_LINE`] in pieces, and with `all`
+/// the partial line at the end too.
+fn labelled(buf: &[u8], prefix: &[u8], all: bool) -> (Vec<u8>, usize) {
+    let mut out = Vec::new();
+    let mut line = |l: &[u8]| {
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(l);
+        out.push(b'\n');
     };
+    let mut start = 0;
+    loop {
+        // One byte more than a piece: a line of exactly MAX_LINE is one
+        // line, not a piece and an empty line.
+        let window = &buf[start..buf.len().min(start + MAX_LINE + 1)];
+        if let Some(n) = window.iter().position(|b| *b == b'\n') {
+            line(&window[..n]);
+            start += n + 1;
+        } else if window.len() > MAX_LINE {
+            line(&window[..MAX_LINE]);
+            start += MAX_LINE;
+        } else {
+            break;
+        }
+    }
+    if all && start < buf.len() {
+        line(&buf[start..]);
+        start = buf.len();
+    }
+    (out, start)
 }
 
 impl Lines {
-    /// Writes every complete line, and with `all` what is left too.
+    /// Writes every complete line, and with `all` what is left too, in one
+    /// write: the daemon is the only writer of its stdout and stderr, so
+    /// whole lines never mix with another run's.
     fn flush(&mut self, all: bool) {
-        let mut start = 0;
-        loop {
-            // One byte more than a piece: a line of exactly MAX_LINE is
-            // one line, not a piece and an empty line.
-            let window = &self.buf[start..self.buf.len().min(start + MAX_LINE + 1)];
-            if let Some(n) = window.iter().position(|b| *b == b'\n') {
-                emit(self.err, &self.prefix, &window[..n]);
-                start += n + 1;
-            } else if window.len() > MAX_LINE {
-                emit(self.err, &self.prefix, &window[..MAX_LINE]);
-                start += MAX_LINE;
-            } else {
-                break;
-            }
+        let (out, used) = labelled(&self.buf, &self.prefix, all);
+        self.buf.drain(..used);
+        if out.is_empty() {
+            return;
         }
-        if all && start < self.buf.len() {
-            emit(self.err, &self.prefix, &self.buf[start..]);
-            start = self.buf.len();
-        }
-        self.buf.drain(..start);
+        // A daemon whose output is gone keeps running its jobs.
+        let _ = if self.err {
+            std::io::stderr().lock().write_all(&out)
+        } else {
+            std::io::stdout().lock().write_all(&out)
+        };
     }
 
     /// Reads what the pipe holds now, up to `budget` bytes, so that a run
@@ -215,5 +226,54 @@ impl Relay {
         } else {
             Poll::Pending
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(buf: &[u8], all: bool) -> (Vec<String>, usize) {
+        let (out, used) = labelled(buf, b"[j t] ", all);
+        let text = String::from_utf8(out).expect("utf-8");
+        (
+            text.lines()
+                .map(|l| l.len().to_string() + ":" + &l[..l.len().min(12)])
+                .collect(),
+            used,
+        )
+    }
+
+    #[test]
+    fn complete_lines_now_the_partial_one_at_the_end() {
+        assert_eq!(
+            lines(b"one\n\ntwo\nthr", false),
+            (
+                vec![
+                    "9:[j t] one".into(),
+                    "6:[j t] ".into(),
+                    "9:[j t] two".into()
+                ],
+                9
+            )
+        );
+        assert_eq!(lines(b"thr", true), (vec!["9:[j t] thr".into()], 3));
+        assert_eq!(lines(b"", true), (vec![], 0));
+    }
+
+    #[test]
+    fn lines_longer_than_64_kib_go_in_pieces_and_exactly_64_kib_is_one_line() {
+        let mut buf = vec![b'a'; MAX_LINE];
+        buf.push(b'\n');
+        let (l, used) = lines(&buf, false);
+        assert_eq!((l.len(), used), (1, MAX_LINE + 1));
+        let mut buf = vec![b'b'; MAX_LINE * 2 + 10];
+        let (l, used) = lines(&buf, false);
+        assert_eq!(l.len(), 2, "two whole pieces, 10 bytes kept");
+        assert_eq!(used, MAX_LINE * 2);
+        buf.push(b'\n');
+        let (l, _) = lines(&buf, false);
+        assert_eq!(l.len(), 3);
+        assert!(l[2].starts_with("16:"), "{l:?}");
     }
 }
