@@ -3,6 +3,8 @@
 //! (`$NOTIFY_SOCKET`) and labelled job output (`--label-output`).
 
 mod common;
+#[path = "support/prom.rs"]
+mod prom;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::net::UnixDatagram;
@@ -14,6 +16,7 @@ use common::{client, conch, cron_add, cron_ticks, read, scratch_dir, unique_pref
 use conch::etcd::Range;
 use conch::keys::{Schema, TickKind};
 use conch::record::cron::{Outcome, RunResult};
+use prom::{get, parse_prometheus};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -34,109 +37,6 @@ fn conchd(p: &str, node: &str, d: &Path, extra: &[&str]) -> Command {
 
 fn term(c: &mut Child) -> std::process::ExitStatus {
     common::term(c, LONG)
-}
-
-/// One sample of a Prometheus text exposition.
-type Series = BTreeMap<(String, Vec<(String, String)>), f64>;
-
-/// A strict reader of the text format (version 0.0.4): every sample has a
-/// `# TYPE` before it, names and label names are valid, label values are
-/// escaped, values are numbers, no series appears twice, and the text ends
-/// with a newline (a file cut short would not).
-fn parse_prometheus(text: &str) -> Result<Series, String> {
-    fn name_ok(n: &str, colon: bool) -> bool {
-        let mut cs = n.chars();
-        cs.next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || (colon && c == ':'))
-            && cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':'))
-    }
-    if !text.ends_with('\n') {
-        return Err("does not end with a newline".into());
-    }
-    let mut typed: BTreeMap<String, String> = BTreeMap::new();
-    let mut out = Series::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# ") {
-            let mut w = rest.splitn(3, ' ');
-            match (w.next(), w.next(), w.next()) {
-                (Some("HELP"), Some(n), Some(_)) if name_ok(n, true) => {}
-                (Some("TYPE"), Some(n), Some(t)) if name_ok(n, true) => {
-                    if !["counter", "gauge", "untyped", "summary", "histogram"].contains(&t) {
-                        return Err(format!("bad type: {line}"));
-                    }
-                    if typed.insert(n.to_string(), t.to_string()).is_some() {
-                        return Err(format!("TYPE twice: {line}"));
-                    }
-                }
-                _ => return Err(format!("bad comment: {line}")),
-            }
-            continue;
-        }
-        let (name, mut rest) = match line.find(['{', ' ']) {
-            Some(i) => line.split_at(i),
-            None => return Err(format!("no value: {line}")),
-        };
-        if !name_ok(name, true) || !typed.contains_key(name) {
-            return Err(format!("sample without TYPE or bad name: {line}"));
-        }
-        if typed[name] == "counter" && !(name.ends_with("_total") || name.ends_with("_sum")) {
-            return Err(format!("counter not named _total: {line}"));
-        }
-        let mut labels = Vec::new();
-        if let Some(r) = rest.strip_prefix('{') {
-            let mut r = r;
-            loop {
-                if let Some(after) = r.strip_prefix('}') {
-                    r = after;
-                    break;
-                }
-                let eq = r.find('=').ok_or(format!("bad labels: {line}"))?;
-                let lname = &r[..eq];
-                if !name_ok(lname, false) {
-                    return Err(format!("bad label name: {line}"));
-                }
-                let mut chars = r[eq + 1..]
-                    .strip_prefix('"')
-                    .ok_or(format!("unquoted: {line}"))?
-                    .char_indices();
-                let mut value = String::new();
-                let end = loop {
-                    match chars.next() {
-                        Some((_, '\\')) => match chars.next() {
-                            Some((_, '\\')) => value.push('\\'),
-                            Some((_, '"')) => value.push('"'),
-                            Some((_, 'n')) => value.push('\n'),
-                            _ => return Err(format!("bad escape: {line}")),
-                        },
-                        Some((i, '"')) => break i,
-                        Some((_, c)) => value.push(c),
-                        None => return Err(format!("unterminated: {line}")),
-                    }
-                };
-                labels.push((lname.to_string(), value));
-                r = &r[eq + 1 + 1 + end + 1..];
-                r = r.strip_prefix(',').unwrap_or(r);
-            }
-            rest = r;
-        }
-        let value = rest.strip_prefix(' ').ok_or(format!("no space: {line}"))?;
-        let v: f64 = value.parse().map_err(|_| format!("bad value: {line}"))?;
-        if out.insert((name.to_string(), labels), v).is_some() {
-            return Err(format!("series twice: {line}"));
-        }
-    }
-    Ok(out)
-}
-
-fn get(s: &Series, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let key = (
-        name.to_string(),
-        labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    );
-    s.get(&key).copied()
 }
 
 /// Status → count, as `cron ls NAME --json` shows the job's history.
@@ -511,4 +411,23 @@ fn no_label_output_leaves_job_output_bare() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.len() >= 2, "{text}");
     assert!(lines.iter().all(|l| l.starts_with("plain-20")), "{text}");
+}
+
+/// The reader above is strict enough to catch a bad file.
+#[test]
+fn the_prometheus_reader_rejects_what_prometheus_would() {
+    let good = "# HELP a_total A.\n# TYPE a_total counter\na_total{job=\"x\\\"y\"} 3\n";
+    let s = parse_prometheus(good).expect("good");
+    assert_eq!(get(&s, "a_total", &[("job", "x\"y")]), Some(3.0));
+    for bad in [
+        "a_total 1\n",                                               // no TYPE
+        "# TYPE a_total counter\na_total 1",                         // cut short
+        "# TYPE a_total counter\na_total{job=\"x\"y\"} 1\n",         // unescaped
+        "# TYPE a_total counter\na_total one\n",                     // not a number
+        "# TYPE a_total counter\na_total 1\na_total 2\n",            // twice
+        "# TYPE a counter\na 1\n",                                   // counter name
+        "# TYPE a_total counter\n# TYPE a_total gauge\na_total 1\n", // TYPE twice
+    ] {
+        assert!(parse_prometheus(bad).is_err(), "{bad:?}");
+    }
 }

@@ -16,7 +16,7 @@ use super::child;
 use super::children::{Children, Running};
 use super::clock::{self, Timer};
 use super::keeper::Keeper;
-use super::relay::{self, Relay};
+use super::relay::Relay;
 use super::signals::Signals;
 use crate::etcd::{Client, Error, KeepAlive, KeepAliveAnswer, Watch, WatchEvent};
 use crate::kit::machine::{Action, Input, Level, Machine, Tag};
@@ -341,19 +341,8 @@ impl Driver {
             }
             Action::Spawn(tag, spec) => {
                 let rt = &self.rt;
-                let outputs = match (self.relay.as_mut(), relay::label(&spec)) {
-                    (Some(r), Some(label)) => match r.open(tag, &label, |fd| register(rt, fd)) {
-                        Ok(o) => Some(o),
-                        Err(e) => {
-                            r.close(tag);
-                            eprintln!(
-                                "conch: output relay: {e}; this run's output is not labelled"
-                            );
-                            None
-                        }
-                    },
-                    _ => None,
-                };
+                let outputs = (self.relay.as_mut())
+                    .and_then(|r| r.for_spawn(tag, &spec, |fd| register(rt, fd)));
                 let (input, warning) = self
                     .children
                     .spawn(tag, &spec, outputs, |fd| register(rt, fd));

@@ -165,7 +165,7 @@ impl Lines {
 impl Relay {
     /// Pipes for the run `tag` labelled `label`; `register` hands a read
     /// end to the loop's reactor.
-    pub fn open(
+    fn open(
         &mut self,
         tag: Tag,
         label: &str,
@@ -186,6 +186,26 @@ impl Relay {
             });
         }
         Ok(Outputs { stdout, stderr })
+    }
+
+    /// The pipes a cron run writes to; `None` for any other child, and if
+    /// pipes cannot be made (the run then inherits the daemon's output, and
+    /// the daemon says so).
+    pub fn for_spawn(
+        &mut self,
+        tag: Tag,
+        spec: &SpawnSpec,
+        register: impl Fn(OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>>,
+    ) -> Option<Outputs> {
+        let label = label(spec)?;
+        match self.open(tag, &label, register) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                self.close(tag);
+                eprintln!("conch: output relay: {e}; this run's output is not labelled");
+                None
+            }
+        }
     }
 
     /// The run `tag` is over (its tree is gone, or it never started):
