@@ -47,12 +47,27 @@ pub const VALUE_OPTIONS: &[&str] = &[
     "on-failure",
     "where",
     "file",
+    "metrics-file",
 ];
 
 /// Options that are flags.
 pub const FLAG_OPTIONS: &[&str] = &[
-    "restart", "nonblock", "who", "observe", "json", "replace", "purge", "help", "version",
-    "verbose", "quiet", "prune", "dry-run", "wait",
+    "restart",
+    "nonblock",
+    "who",
+    "observe",
+    "json",
+    "replace",
+    "purge",
+    "help",
+    "version",
+    "verbose",
+    "quiet",
+    "prune",
+    "dry-run",
+    "wait",
+    "label-output",
+    "no-label-output",
 ];
 
 impl Raw {

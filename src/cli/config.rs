@@ -97,6 +97,10 @@ pub enum Cron {
     },
     Daemon {
         node: Option<String>,
+        /// `--metrics-file`: where to write the Prometheus text.
+        metrics_file: Option<PathBuf>,
+        /// Prefix each line of a job's output with `[JOB TICK]` (the default).
+        label_output: bool,
     },
     Show {
         name: String,

@@ -197,7 +197,18 @@ impl Validator<'_> {
                 if let Some(n) = &node {
                     keys::validate_name(n).map_err(|e| format!("--node {n:?} {e}"))?;
                 }
-                Cron::Daemon { node }
+                let metrics_file = raw.value("metrics-file").map(metrics_path).transpose()?;
+                let label_output = match (raw.flag("label-output"), raw.flag("no-label-output")) {
+                    (true, true) => {
+                        return Err("--label-output and --no-label-output exclude each other".into())
+                    }
+                    (_, no) => !no,
+                };
+                Cron::Daemon {
+                    node,
+                    metrics_file,
+                    label_output,
+                }
             }
         };
         let global = self.global()?;
@@ -218,4 +229,25 @@ pub(super) fn parse_label(opt: &str, s: &str) -> Result<(String, String), String
             "--{opt} {s:?}: expected KEY=VALUE (a non-empty KEY; no spaces)"
         )),
     }
+}
+
+/// `--metrics-file PATH`: its directory must exist, since the file is
+/// written there under a temporary name and renamed.
+fn metrics_path(p: &str) -> Result<std::path::PathBuf, String> {
+    let path = std::path::PathBuf::from(p);
+    let dir = match path.parent() {
+        Some(d) if d.as_os_str().is_empty() => std::path::Path::new("."),
+        Some(d) => d,
+        None => return Err(format!("--metrics-file {p:?}: expected a file path")),
+    };
+    if p.ends_with('/') || path.file_name().is_none() {
+        return Err(format!("--metrics-file {p:?}: expected a file path"));
+    }
+    if !dir.is_dir() {
+        return Err(format!(
+            "--metrics-file {p:?}: directory {} does not exist",
+            dir.display()
+        ));
+    }
+    Ok(path)
 }

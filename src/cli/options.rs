@@ -62,7 +62,7 @@ pub fn allowed(tool: &str) -> &'static [&'static str] {
         "cron rm" => &["purge"],
         "cron next" => &["tz", "after", "count", "json"],
         "cron run" => &["wait", "timeout"],
-        "cron daemon" => &["node"],
+        "cron daemon" => &["node", "metrics-file", "label-output", "no-label-output"],
         "cron show" => &["json"],
         "cron apply" => &["file", "prune", "dry-run"],
         "cron nodes" => &["json"],

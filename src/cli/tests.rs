@@ -332,17 +332,44 @@ fn cron_commands() {
     }
     match run("conchd --node n1", &[]) {
         Ok(Invocation::Cron {
-            cmd: Cron::Daemon { node },
+            cmd: Cron::Daemon { node, .. },
             ..
         }) => assert_eq!(node.as_deref(), Some("n1")),
         other => panic!("{other:?}"),
     }
     match run("/usr/bin/conch cron daemon", &[]) {
         Ok(Invocation::Cron {
-            cmd: Cron::Daemon { node: None },
+            cmd:
+                Cron::Daemon {
+                    node: None,
+                    metrics_file: None,
+                    label_output: true,
+                },
             ..
         }) => {}
         other => panic!("{other:?}"),
+    }
+    match run(
+        "conchd --no-label-output --metrics-file /tmp/conchd.prom",
+        &[],
+    ) {
+        Ok(Invocation::Cron {
+            cmd:
+                Cron::Daemon {
+                    metrics_file: Some(p),
+                    label_output: false,
+                    ..
+                },
+            ..
+        }) => assert_eq!(p, std::path::Path::new("/tmp/conchd.prom")),
+        other => panic!("{other:?}"),
+    }
+    for bad in [
+        "conchd --metrics-file /no/such/dir/m.prom",
+        "conchd --metrics-file /tmp/",
+        "conchd --label-output --no-label-output",
+    ] {
+        assert!(run(bad, &[]).is_err(), "{bad}");
     }
 }
 

@@ -115,6 +115,7 @@ pub struct Cron {
     stepped_at: Duration,
     /// `cron run` requests seen and not yet deleted: (job, tick).
     manual: std::collections::BTreeSet<(String, i64)>,
+    stats: Stats,
 }
 
 impl Cron {
@@ -137,6 +138,7 @@ impl Cron {
             seen_ms: i64::MIN,
             stepped_at: Duration::ZERO,
             manual: Default::default(),
+            stats: Stats::default(),
         }
     }
 
@@ -284,6 +286,20 @@ impl Cron {
     fn run_by_tag(&mut self, tag: Tag) -> Option<&mut Run> {
         self.runs.get_mut(&tag)
     }
+
+    /// What this daemon counted since it started.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Registered, with a lease etcd still confirms.
+    pub fn serving(&self) -> bool {
+        self.state == State::Serving && !self.session.is_lost()
+    }
+
+    pub fn runs_in_progress(&self) -> usize {
+        self.runs.len()
+    }
 }
 
 impl Machine for Cron {
@@ -340,6 +356,9 @@ impl Machine for Cron {
             }
             Input::Reconnected(r) => {
                 let back = self.session.on_reconnected(r, now, &mut out);
+                if back {
+                    self.stats.reconnected();
+                }
                 if back && self.state == State::ExpectRegister {
                     // The register txn failed: send it again.
                     self.register(now, &mut out);
@@ -487,10 +506,13 @@ mod lease;
 mod manual;
 #[path = "cron_results.rs"]
 mod results;
+#[path = "cron_stats.rs"]
+pub mod stats;
 
 use claim::Pending;
 use results::Finish;
 pub use results::SKEW_BOUND_SECS;
+use stats::Stats;
 
 #[cfg(test)]
 #[path = "cron_tests.rs"]

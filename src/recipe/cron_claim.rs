@@ -189,6 +189,7 @@ impl Cron {
                     return;
                 };
                 let txn = self.claim_txn(&p, lease, now);
+                self.stats.claim_attempt(&name);
                 if p.leases.last() != Some(&lease) {
                     p.leases.push(lease);
                 }
@@ -328,6 +329,10 @@ impl Cron {
             p.ours(&Claim::from_json(&kv.value), &self.cfg.node, self.cfg.pid)
                 .map(|lease| (kv.create_revision, lease))
         });
+        if skipped_now {
+            self.stats
+                .recorded(&p.name, Outcome::Skipped, self.wall_ms(now));
+        }
         if skipped_now || (ours.is_some() && recorded) {
             Self::log(
                 out,
@@ -380,6 +385,7 @@ impl Cron {
             return;
         };
         let job = js.job;
+        self.stats.started(&name, self.wall_ms(now) - tick * 1000);
         let fire = self.cfg.schema.cron_tick_key(TickKind::Fire, &name, tick);
         let spec = SpawnSpec {
             argv: job.argv.iter().map(Into::into).collect(),

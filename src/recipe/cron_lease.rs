@@ -102,6 +102,7 @@ impl Cron {
         if !self.session.mark_lost() {
             return;
         }
+        self.stats.lease_lost();
         Self::log(
             out,
             Level::Info,

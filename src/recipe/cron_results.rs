@@ -61,6 +61,7 @@ impl Cron {
             ChildStatus::Exited(n) => Outcome::Failed(n),
             ChildStatus::Signaled(s) => Outcome::Killed(s),
         };
+        self.stats.recorded(&run.name, outcome, self.wall_ms(now));
         Self::log(
             out,
             Level::Info,

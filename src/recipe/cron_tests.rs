@@ -540,3 +540,5 @@ mod life;
 mod ops;
 #[path = "cron_tests_prop.rs"]
 mod prop;
+#[path = "cron_tests_stats.rs"]
+mod stats;

@@ -42,7 +42,12 @@ pub fn secrets(
     .collect()
 }
 
-pub fn spawn(spec: &SpawnSpec, run: &str, tty: bool) -> Result<Child, (i32, String)> {
+pub fn spawn(
+    spec: &SpawnSpec,
+    run: &str,
+    tty: bool,
+    outputs: Option<super::relay::Outputs>,
+) -> Result<Child, (i32, String)> {
     let Some((prog, args)) = spec.argv.split_first() else {
         return Err((127, "empty command".into()));
     };
@@ -56,6 +61,10 @@ pub fn spawn(spec: &SpawnSpec, run: &str, tty: bool) -> Result<Child, (i32, Stri
         cmd.env(k, v);
     }
     cmd.env(procs::RUN_VAR, run);
+    // conchd's relay; our copies of the write ends close with `cmd`.
+    if let Some(o) = outputs {
+        cmd.stdout(o.stdout).stderr(o.stderr);
+    }
     // SAFETY: only async-signal-safe syscalls (prctl, getppid, setpgid,
     // sigaction, tcsetpgrp) run between fork and exec.
     unsafe {

@@ -85,13 +85,14 @@ impl Children {
         &mut self,
         tag: Tag,
         spec: &SpawnSpec,
+        outputs: Option<super::relay::Outputs>,
         register: impl FnOnce(OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>>,
     ) -> (Input, Option<String>) {
         let id = format!("{}.{}", self.prefix, self.seq);
         self.seq += 1;
         let chain = procs::chain_for(self.inherited.as_deref(), &id);
         let tty = !self.runs().any(|r| r.tty) && terminal::lendable();
-        match child::spawn(spec, &chain, tty) {
+        match child::spawn(spec, &chain, tty, outputs) {
             Err((code, why)) => (Input::SpawnFailed(tag, code, why), None),
             Ok(ch) => {
                 let pid = ch.pid;

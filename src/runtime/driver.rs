@@ -16,6 +16,7 @@ use super::child;
 use super::children::{Children, Running};
 use super::clock::{self, Timer};
 use super::keeper::Keeper;
+use super::relay::Relay;
 use super::signals::Signals;
 use crate::etcd::{Client, Error, KeepAlive, KeepAliveAnswer, Watch, WatchEvent};
 use crate::kit::machine::{Action, Input, Level, Machine, Tag};
@@ -60,6 +61,8 @@ pub struct Driver {
     /// instant after every wake-up would be a system call per wake-up.
     armed: Option<Option<std::time::Duration>>,
     pending: VecDeque<Input>,
+    /// conchd's `--label-output`: cron runs write to pipes read here.
+    relay: Option<Relay>,
 }
 
 enum Wake {
@@ -68,6 +71,7 @@ enum Wake {
     KeepAlive(Result<KeepAliveAnswer, Error>),
     Watch(Tag, Result<WatchEvent, Error>),
     Timer,
+    Relayed,
 }
 
 async fn next_watch(slot: &mut Option<(Tag, Watch)>) -> (Tag, Result<WatchEvent, Error>) {
@@ -101,6 +105,13 @@ async fn any_readable(running: &[Running]) {
         std::task::Poll::Pending
     })
     .await
+}
+
+async fn relayed(relay: &mut Option<Relay>) {
+    match relay {
+        Some(r) => r.relay().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn readable<T: AsRawFd>(fd: Option<&AsyncFd<T>>) {
@@ -142,7 +153,13 @@ impl Driver {
             timer,
             armed: None,
             pending: VecDeque::new(),
+            relay: None,
         })
+    }
+
+    /// Relays the output of every cron run, each line labelled.
+    pub fn relay_output(&mut self) {
+        self.relay = Some(Relay::default());
     }
 
     /// Runs `m` from [`Input::Start`] until it exits; returns the exit code.
@@ -197,6 +214,7 @@ impl Driver {
             children,
             signals,
             timer,
+            relay,
             ..
         } = self;
         let [w0, w1, w2] = watches;
@@ -211,6 +229,7 @@ impl Driver {
                 (t, e) = next_watch(w0) => Wake::Watch(t, e),
                 (t, e) = next_watch(w1) => Wake::Watch(t, e),
                 (t, e) = next_watch(w2) => Wake::Watch(t, e),
+                _ = relayed(relay) => Wake::Relayed,
             }
         })
     }
@@ -239,6 +258,7 @@ impl Driver {
                 }
                 self.pending.push_back(Input::KeepAlive(r));
             }
+            Wake::Relayed => {}
             Wake::Watch(tag, r) => {
                 let over = !matches!(
                     r,
@@ -255,6 +275,13 @@ impl Driver {
     fn reap(&mut self) {
         let mut inputs = Vec::new();
         self.children.reap(&mut inputs);
+        if let Some(relay) = self.relay.as_mut() {
+            for i in &inputs {
+                if let Input::ChildrenGone(tag) = i {
+                    relay.close(*tag);
+                }
+            }
+        }
         self.pending.extend(inputs);
     }
 
@@ -330,7 +357,14 @@ impl Driver {
             }
             Action::Spawn(tag, spec) => {
                 let rt = &self.rt;
-                let (input, warning) = self.children.spawn(tag, &spec, |fd| register(rt, fd));
+                let outputs = (self.relay.as_mut())
+                    .and_then(|r| r.for_spawn(tag, &spec, |fd| register(rt, fd)));
+                let (input, warning) = self
+                    .children
+                    .spawn(tag, &spec, outputs, |fd| register(rt, fd));
+                if let (Some(r), Input::SpawnFailed(..)) = (self.relay.as_mut(), &input) {
+                    r.close(tag);
+                }
                 if let Some(w) = warning {
                     self.log(Level::Error, &w);
                 }

@@ -8,6 +8,8 @@ pub mod children;
 pub mod clock;
 pub mod driver;
 pub mod keeper;
+pub mod notify;
 pub mod procs;
+pub mod relay;
 pub mod signals;
 pub mod terminal;

@@ -20,16 +20,22 @@ use crate::runtime::keeper::Keeper;
 /// The machine keeps a lease alive (elect, sema, the cron daemon): its
 /// keep-alives prove the connection, so no HTTP/2 pings are sent.
 pub fn hold(global: &Global, machine: &mut dyn Machine) -> i32 {
-    drive(global, machine, false)
+    drive(global, machine, false, false)
 }
 
 /// [`hold`] for a machine that only watches (`--observe`): no lease speaks
 /// for the connection, so HTTP/2 pings find a peer that vanished.
 pub fn watch(global: &Global, machine: &mut dyn Machine) -> i32 {
-    drive(global, machine, true)
+    drive(global, machine, true, false)
 }
 
-fn drive(global: &Global, machine: &mut dyn Machine, pings: bool) -> i32 {
+/// [`hold`]; with `relay`, every cron run's output goes through the loop,
+/// each line labelled (conchd's `--label-output`).
+pub fn hold_with(global: &Global, machine: &mut dyn Machine, relay: bool) -> i32 {
+    drive(global, machine, false, relay)
+}
+
+fn drive(global: &Global, machine: &mut dyn Machine, pings: bool, relay: bool) -> i32 {
     let keeper = match Keeper::start() {
         Ok(k) => k,
         Err(e) => {
@@ -54,7 +60,12 @@ fn drive(global: &Global, machine: &mut dyn Machine, pings: bool) -> i32 {
         Verbosity::Verbose => Level::Debug,
     };
     match Driver::new(rt, client, shown, keeper) {
-        Ok(mut d) => d.run(machine),
+        Ok(mut d) => {
+            if relay {
+                d.relay_output();
+            }
+            d.run(machine)
+        }
         Err(e) => {
             eprintln!("conch: cannot set up the event loop: {e}");
             EXIT_UNAVAILABLE

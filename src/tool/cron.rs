@@ -16,7 +16,11 @@ use crate::schedule::{self, next_tick, Schedule, Zone};
 
 pub fn run(global: &Global, cmd: Cmd) -> i32 {
     match cmd {
-        Cmd::Daemon { node } => super::conchd::run(global, node),
+        Cmd::Daemon {
+            node,
+            metrics_file,
+            label_output,
+        } => super::conchd::run(global, node, metrics_file, label_output),
         Cmd::Next {
             spec,
             tz,

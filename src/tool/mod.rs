@@ -4,6 +4,7 @@
 
 pub mod completions;
 pub mod conchd;
+mod conchd_ops;
 pub mod connect;
 pub mod cron;
 mod cron_apply;
@@ -16,6 +17,7 @@ mod cron_run;
 mod cron_show;
 pub mod elect;
 pub mod host;
+mod metrics;
 mod output;
 pub mod sema;
 
