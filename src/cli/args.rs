@@ -43,6 +43,7 @@ pub const VALUE_OPTIONS: &[&str] = &[
     "after",
     "count",
     "node",
+    "label",
 ];
 
 /// Options that are flags.
@@ -57,6 +58,14 @@ impl Raw {
             .iter()
             .rev()
             .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a repeatable option, in the order given.
+    pub fn values_of<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        self.values
+            .iter()
+            .filter(move |(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
 

@@ -91,6 +91,8 @@ pub enum Cron {
     },
     Daemon {
         node: Option<String>,
+        /// `--label KEY=VALUE`, sorted by key, each key once.
+        labels: Vec<(String, String)>,
     },
 }
 

@@ -6,6 +6,21 @@ use super::config::{Cron, CronAdd, Invocation};
 use super::validate::{parse_count, Validator};
 use crate::keys;
 
+/// One `KEY=VALUE` of a daemon's labels (or of a job's placement): a key
+/// of letters, digits, `.`, `_`, `-` and `/`; a value of printable
+/// characters, possibly empty.
+pub(super) fn label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or("expected KEY=VALUE")?;
+    let key_char = |c: char| c.is_ascii_alphanumeric() || "._-/".contains(c);
+    if k.is_empty() || !k.chars().all(key_char) {
+        return Err("the key must be letters, digits, '.', '_', '-' or '/'".into());
+    }
+    if v.chars().any(char::is_control) {
+        return Err("the value must not hold control characters".into());
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
 impl Validator<'_> {
     pub(super) fn cron(&self, tool: &str, rest: &[&str]) -> Result<Invocation, String> {
         let raw = self.raw;
@@ -111,7 +126,16 @@ impl Validator<'_> {
                 if let Some(n) = &node {
                     keys::validate_name(n).map_err(|e| format!("--node {n:?} {e}"))?;
                 }
-                Cron::Daemon { node }
+                let mut labels = Vec::new();
+                for l in raw.values_of("label") {
+                    let (k, v) = label(l).map_err(|e| format!("--label {l:?}: {e}"))?;
+                    if labels.iter().any(|(have, _)| *have == k) {
+                        return Err(format!("--label {k:?} given twice"));
+                    }
+                    labels.push((k, v));
+                }
+                labels.sort();
+                Cron::Daemon { node, labels }
             }
         };
         let global = self.global()?;

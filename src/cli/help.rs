@@ -98,7 +98,7 @@ USAGE
   conch [OPTIONS] cron ls [NAME] [--json] [--last K]
   conch [OPTIONS] cron rm NAME [--purge]
   conch cron next SPEC [--tz ZONE] [--after RFC3339] [--count K] [--json]
-  conchd [OPTIONS] [--node ID]        (= conch cron daemon)
+  conchd [OPTIONS] [--node ID] [--label KEY=VALUE..]   (= conch cron daemon)
 
 SPEC: five fields `minute hour day-of-month month day-of-week`, or @hourly,
 @daily, @weekly, @monthly, @yearly, @every D. Zones are IANA names (UTC

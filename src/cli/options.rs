@@ -44,7 +44,7 @@ pub fn allowed(tool: &str) -> &'static [&'static str] {
         "cron ls" => &["json", "last"],
         "cron rm" => &["purge"],
         "cron next" => &["tz", "after", "count", "json"],
-        "cron daemon" => &["node"],
+        "cron daemon" => &["node", "label"],
         _ => &[],
     }
 }

@@ -32,8 +32,13 @@ const TRIM: Tag = 4;
 const JOBS: Tag = 5;
 /// A run marker put back on the lease that replaced its claim's.
 const MARKER: Tag = 6;
-/// The one watch: job definitions.
+/// The node prefix read again after its watch ended.
+const NODES: Tag = 7;
+/// A backup's read of a fire key at its turn (cron_rank.rs).
+const CHECK: Tag = 8;
+/// The watches: job definitions, and the live daemons.
 const WATCH_JOBS: Tag = 1;
+const WATCH_NODES: Tag = 2;
 
 const MAX_GRACE_SECS: i64 = 30;
 /// The least time a blocking call is given, even when something is due.
@@ -50,6 +55,9 @@ pub struct Config {
     /// Unix ms minus BOOTTIME ms, measured at start; updated by
     /// `Input::ClockStep`.
     pub wall_offset_ms: i64,
+    /// `conchd --label KEY=VALUE`, sorted: registered with the node and
+    /// matched against each job's placement.
+    pub labels: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +114,13 @@ pub struct Cron {
     seen_ms: i64,
     /// The `now` of the latest step.
     stepped_at: Duration,
+    /// The live daemons by node ID, this one included once registered.
+    nodes: BTreeMap<String, Node>,
+    /// Ticks this daemon claims only if the daemons ranked before it did
+    /// not, with the wall ms of its turn.
+    staggered: Vec<(i64, Pending)>,
+    /// Those whose fire key is being read, in the order asked.
+    checks: VecDeque<Pending>,
 }
 
 impl Cron {
@@ -127,6 +142,9 @@ impl Cron {
             shutting_down: None,
             seen_ms: i64::MIN,
             stepped_at: Duration::ZERO,
+            nodes: BTreeMap::new(),
+            staggered: Vec::new(),
+            checks: VecDeque::new(),
         }
     }
 
@@ -228,6 +246,7 @@ impl Cron {
             return;
         }
         out.push(Action::Unwatch(WATCH_JOBS));
+        out.push(Action::Unwatch(WATCH_NODES));
         if self.session.revoke(out) {
             self.state = State::ExpectRevoke;
         } else {
@@ -263,6 +282,7 @@ impl Cron {
         self.retry_grant(now, out);
         self.retry_claims(now, out);
         self.due(now, out);
+        self.staggered_due(now, out);
     }
 
     fn run_by_tag(&mut self, tag: Tag) -> Option<&mut Run> {
@@ -286,6 +306,9 @@ impl Machine for Cron {
             Input::Txn(REGISTER, r) if self.state == State::ExpectRegister => match r {
                 Ok(t) => {
                     self.state = State::Serving;
+                    if let Some(nodes) = t.range(2).cloned() {
+                        self.on_nodes(&nodes.kvs, nodes.revision, &mut out);
+                    }
                     if let Some(jobs) = t.range(1).cloned() {
                         self.on_jobs(&jobs.kvs, jobs.revision, now, &mut out);
                     }
@@ -312,7 +335,11 @@ impl Machine for Cron {
             }
             Input::Range(JOBS, Ok(r)) => self.on_jobs(&r.kvs, r.revision, now, &mut out),
             Input::Range(JOBS, Err(e)) => self.on_read_error(&e, now, &mut out),
-            Input::Watch(_, r) => self.on_watch(r, now, &mut out),
+            Input::Range(NODES, Ok(r)) => self.on_nodes(&r.kvs, r.revision, &mut out),
+            Input::Range(NODES, Err(e)) => self.on_read_error(&e, now, &mut out),
+            Input::Range(CHECK, r) => self.on_check(r, now, &mut out),
+            Input::Watch(WATCH_JOBS, r) => self.on_watch(r, now, &mut out),
+            Input::Watch(WATCH_NODES, r) => self.on_node_watch(r, now, &mut out),
             Input::KeepAlive(r) => {
                 if let Some(why) = self.session.on_keepalive(r, now, &mut out) {
                     self.on_lease_lost(&why.0, now, &mut out);
@@ -327,6 +354,10 @@ impl Machine for Cron {
                     out.push(Action::Range(
                         JOBS,
                         Range::prefix(self.cfg.schema.cron_job_dir()),
+                    ));
+                    out.push(Action::Range(
+                        NODES,
+                        Range::prefix(self.cfg.schema.cron_node_dir()),
                     ));
                 }
             }
@@ -377,6 +408,7 @@ impl Machine for Cron {
             | Input::Txn(..)
             | Input::Range(..)
             | Input::Revoked(_)
+            | Input::Watch(..)
             | Input::Timer => {}
         }
         self.on_time(now, &mut out);
@@ -404,6 +436,10 @@ impl Machine for Cron {
                     let boot_ms = (t * 1000 - self.cfg.wall_offset_ms).max(0);
                     d.push(Duration::from_millis(boot_ms as u64));
                 }
+            }
+            for at in self.staggered_at() {
+                let boot_ms = (at - self.cfg.wall_offset_ms).max(0);
+                d.push(Duration::from_millis(boot_ms as u64));
             }
         }
         d.into_iter().min()
@@ -442,6 +478,9 @@ impl Machine for Cron {
             // Half the shortest grace (1 s) after each job's next tick.
             let ticks = self.jobs.values().filter_map(|js| js.next);
             d.extend(ticks.map(|t| boot(t * 1000 + 500)));
+            // A backup's turn comes at its instant: a call that ran past it
+            // would spend the stagger the fleet allows a dead first rank.
+            d.extend(self.staggered_at().map(boot));
         }
         // An instant already due is acted on at the next timer; the calls of
         // this step still get a moment rather than none. Runs are not
@@ -458,6 +497,10 @@ mod claim;
 mod jobs;
 #[path = "cron_lease.rs"]
 mod lease;
+#[path = "cron_nodes.rs"]
+mod nodes;
+#[path = "cron_rank.rs"]
+pub mod rank;
 #[path = "cron_results.rs"]
 mod results;
 

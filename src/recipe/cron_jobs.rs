@@ -112,7 +112,7 @@ impl Cron {
                     );
                 } else {
                     let p = Pending::new(name.clone(), js.clone(), tick, grace);
-                    self.send_claim(p, now, out);
+                    self.claim_in_turn(p, now, out);
                 }
                 if let Some(js) = self.jobs.get_mut(&name) {
                     js.next = following;

@@ -98,6 +98,7 @@ fn sigterm_stops_every_run_claims_nothing_more_and_exits_after_the_results() {
         h.step(finished(91, "j", &[T0 + 10, T0 + 20]), S(62)),
         [
             Action::Unwatch(WATCH_JOBS),
+            Action::Unwatch(WATCH_NODES),
             Action::KeepAliveClose,
             Action::Revoke(L1)
         ]
@@ -114,6 +115,7 @@ fn sigterm_without_runs_revokes_and_exits_at_once() {
         h.step(Input::Signal(15), S(3)),
         [
             Action::Unwatch(WATCH_JOBS),
+            Action::Unwatch(WATCH_NODES),
             Action::KeepAliveClose,
             Action::Revoke(L1)
         ]
@@ -146,6 +148,7 @@ fn a_lost_lease_leaves_the_run_alone_and_puts_its_marker_on_the_new_lease() {
         acts,
         [
             Action::Unwatch(WATCH_JOBS),
+            Action::Unwatch(WATCH_NODES),
             Action::KeepAliveClose,
             Action::Revoke(L1),
             Action::Grant { ttl: 60 }
@@ -156,7 +159,8 @@ fn a_lost_lease_leaves_the_run_alone_and_puts_its_marker_on_the_new_lease() {
     let [Action::KeepAliveOpen(L2), Action::Txn(REGISTER, t)] = &acts[..] else {
         panic!("{acts:?}");
     };
-    let [Op::Put { lease: L2, .. }, Op::Get(_), Op::Put { key, value, lease }] = &t.success[..]
+    let [Op::Put { lease: L2, .. }, Op::Get(_), Op::Get(_), Op::Put { key, value, lease }] =
+        &t.success[..]
     else {
         panic!("{t:?}");
     };

@@ -7,7 +7,7 @@ use crate::cli::Global;
 use crate::keys::Schema;
 use crate::recipe::cron::{Config, Cron};
 
-pub fn run(global: &Global, node: Option<String>) -> i32 {
+pub fn run(global: &Global, node: Option<String>, labels: Vec<(String, String)>) -> i32 {
     let host = host_name();
     let cfg = Config {
         schema: Schema::new(&global.prefix),
@@ -17,6 +17,7 @@ pub fn run(global: &Global, node: Option<String>) -> i32 {
         ttl: global.ttl,
         kill_after: global.kill_after,
         wall_offset_ms: wall_offset_ms(),
+        labels,
     };
     // Runs are background jobs: Ctrl-C at a terminal stops the daemon.
     crate::runtime::terminal::never_lend();

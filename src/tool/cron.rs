@@ -15,7 +15,7 @@ use crate::schedule::{self, next_tick, Schedule, Zone};
 
 pub fn run(global: &Global, cmd: Cmd) -> i32 {
     match cmd {
-        Cmd::Daemon { node } => super::conchd::run(global, node),
+        Cmd::Daemon { node, labels } => super::conchd::run(global, node, labels),
         Cmd::Next {
             spec,
             tz,
