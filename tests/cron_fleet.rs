@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -115,9 +115,13 @@ fn add(c: &Client, p: &str, name: &str, placement: &[(&str, &str)], d: &Path) {
     let job = Job {
         schedule: "@every 1s".into(),
         tz: "UTC".into(),
-        argv: ["sh", "-c", &format!("echo $CONCH_TICK >> {}/runs", d.display())]
-            .map(String::from)
-            .to_vec(),
+        argv: [
+            "sh",
+            "-c",
+            &format!("echo $CONCH_TICK >> {}/runs", d.display()),
+        ]
+        .map(String::from)
+        .to_vec(),
         kill_after_ms: 3000,
         keep: 100,
         placement: placement
@@ -149,7 +153,7 @@ fn results(c: &Client, p: &str, name: &str) -> BTreeMap<i64, RunResult> {
 
 /// Every tick ran once: the runs file has no tick twice, and every fire
 /// key has its result.
-fn each_tick_once(c: &Client, p: &str, name: &str, d: &PathBuf) {
+fn each_tick_once(c: &Client, p: &str, name: &str, d: &Path) {
     let runs: Vec<String> = common::read(&d.join("runs"))
         .lines()
         .map(str::to_string)

@@ -121,6 +121,12 @@ pub struct Cron {
     staggered: Vec<(i64, Pending)>,
     /// Those whose fire key is being read, in the order asked.
     checks: VecDeque<Pending>,
+    /// Per job: (its next tick, its mod revision) and the wall ms of this
+    /// daemon's turn at that tick, `None` for no turn; the daemon wakes
+    /// only for its turns.
+    turns: BTreeMap<String, ((i64, i64), Option<i64>)>,
+    /// The node set changed since the turns were computed.
+    nodes_changed: bool,
 }
 
 impl Cron {
@@ -145,6 +151,8 @@ impl Cron {
             nodes: BTreeMap::new(),
             staggered: Vec::new(),
             checks: VecDeque::new(),
+            turns: BTreeMap::new(),
+            nodes_changed: false,
         }
     }
 
@@ -283,6 +291,7 @@ impl Cron {
         self.retry_claims(now, out);
         self.due(now, out);
         self.staggered_due(now, out);
+        self.refresh_turns();
     }
 
     fn run_by_tag(&mut self, tag: Tag) -> Option<&mut Run> {
@@ -431,9 +440,9 @@ impl Machine for Cron {
         d.extend(self.retries.iter().map(|(at, _)| *at));
         d.extend(self.grant_at);
         if self.state == State::Serving && self.shutting_down.is_none() {
-            for js in self.jobs.values() {
-                if let Some(t) = js.next {
-                    let boot_ms = (t * 1000 - self.cfg.wall_offset_ms).max(0);
+            for (name, js) in &self.jobs {
+                if let Some(at) = js.next.and_then(|t| self.wake_for(name, js, t)) {
+                    let boot_ms = (at - self.cfg.wall_offset_ms).max(0);
                     d.push(Duration::from_millis(boot_ms as u64));
                 }
             }
@@ -476,7 +485,10 @@ impl Machine for Cron {
         // grant that would bring the daemon back included, no time at all.
         if self.shutting_down.is_none() && self.state == State::Serving {
             // Half the shortest grace (1 s) after each job's next tick.
-            let ticks = self.jobs.values().filter_map(|js| js.next);
+            let ticks = self
+                .jobs
+                .iter()
+                .filter_map(|(name, js)| js.next.filter(|t| self.wake_for(name, js, *t).is_some()));
             d.extend(ticks.map(|t| boot(t * 1000 + 500)));
             // A backup's turn comes at its instant: a call that ran past it
             // would spend the stagger the fleet allows a dead first rank.

@@ -100,20 +100,9 @@ impl Cron {
                 };
                 let following = next_tick(&js.schedule, &js.zone, tick);
                 let grace = following.map_or(MAX_GRACE_SECS, |f| (f - tick).min(MAX_GRACE_SECS));
-                if now_ms > (tick + grace) * 1000 {
-                    Self::log(
-                        out,
-                        Level::Info,
-                        format!(
-                            "job {name}: tick {} missed (woke {}ms late)",
-                            fmt_rfc3339_utc(tick),
-                            now_ms - tick * 1000
-                        ),
-                    );
-                } else {
-                    let p = Pending::new(name.clone(), js.clone(), tick, grace);
-                    self.claim_in_turn(p, now, out);
-                }
+                // Whether it is this daemon's turn, or too late for one.
+                let p = Pending::new(name.clone(), js.clone(), tick, grace);
+                self.claim_in_turn(p, now, out);
                 if let Some(js) = self.jobs.get_mut(&name) {
                     js.next = following;
                 }

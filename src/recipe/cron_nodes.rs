@@ -10,6 +10,7 @@ impl Cron {
     /// then the watch from the revision after.
     pub(super) fn on_nodes(&mut self, kvs: &[KeyValue], revision: i64, out: &mut Vec<Action>) {
         self.nodes.clear();
+        self.nodes_changed = true;
         for kv in kvs {
             self.node_put(kv);
         }
@@ -30,6 +31,7 @@ impl Cron {
         let Some(id) = self.node_id(&kv.key) else {
             return;
         };
+        self.nodes_changed = true;
         match Node::from_json(&kv.value) {
             Some(n) => self.nodes.insert(id, n),
             None => self.nodes.remove(&id),
@@ -51,7 +53,7 @@ impl Cron {
                         EventKind::Put => self.node_put(&e.kv),
                         EventKind::Delete => {
                             if let Some(id) = self.node_id(&e.kv.key) {
-                                self.nodes.remove(&id);
+                                self.nodes_changed |= self.nodes.remove(&id).is_some();
                             }
                         }
                     }

@@ -71,8 +71,8 @@ impl Cron {
     /// This daemon's rank for the tick of `p`, among the live daemons that
     /// may run the job; `None` when its own labels do not match the job's
     /// placement.
-    fn rank_of(&self, p: &Pending) -> Option<usize> {
-        let placement = &p.js.job.placement;
+    fn rank_of(&self, name: &str, js: &JobState, tick: i64) -> Option<usize> {
+        let placement = &js.job.placement;
         let me = Node {
             labels: self.cfg.labels.clone(),
             ..Node::default()
@@ -85,15 +85,66 @@ impl Cron {
             .iter()
             .filter(|(_, n)| n.matches(placement))
             .map(|(id, _)| id.as_str());
-        Some(rank(&self.cfg.node, others, &p.name, p.tick))
+        Some(rank(&self.cfg.node, others, name, tick))
+    }
+
+    /// The wall ms of this daemon's turn at `tick` of a job, if it has one.
+    fn turn_at(&self, name: &str, js: &JobState, tick: i64) -> Option<i64> {
+        let following = next_tick(&js.schedule, &js.zone, tick);
+        let grace = following.map_or(MAX_GRACE_SECS, |f| (f - tick).min(MAX_GRACE_SECS));
+        claim_at_ms(tick, self.rank_of(name, js, tick)?, grace)
+    }
+
+    /// When to wake for a job's next tick: at this daemon's turn, or never
+    /// when it has none (the tick is passed over at whatever wakes it
+    /// next). So a tick wakes a few daemons, not the fleet. Until the turn
+    /// is known, at the tick.
+    pub(super) fn wake_for(&self, name: &str, js: &JobState, tick: i64) -> Option<i64> {
+        match self.turns.get(name) {
+            Some((key, at)) if *key == (tick, js.mod_rev) => *at,
+            _ => Some(tick * 1000),
+        }
+    }
+
+    /// Computes the turns of next ticks that changed, and of every job
+    /// when the node set did: O(daemons) per job and tick.
+    pub(super) fn refresh_turns(&mut self) {
+        let all = std::mem::take(&mut self.nodes_changed);
+        let mut turns = std::mem::take(&mut self.turns);
+        turns.retain(|name, _| self.jobs.contains_key(name));
+        for (name, js) in &self.jobs {
+            let Some(tick) = js.next else { continue };
+            let key = (tick, js.mod_rev);
+            if all || turns.get(name).is_none_or(|(k, _)| *k != key) {
+                turns.insert(name.clone(), (key, self.turn_at(name, js, tick)));
+            }
+        }
+        self.turns = turns;
     }
 
     /// A due tick: claimed now by the first-ranked daemon, parked until its
-    /// turn by the next ranks, left alone by the rest.
+    /// turn by the next ranks, left alone by the rest; missed by a daemon
+    /// whose turn it was but that woke past the grace.
     pub(super) fn claim_in_turn(&mut self, p: Pending, now: Duration, out: &mut Vec<Action>) {
         let when = fmt_rfc3339_utc(p.tick);
         let grace_s = p.grace_end_ms.div_euclid(1000) - p.tick;
-        match self.rank_of(&p) {
+        let rank = self.rank_of(&p.name, &p.js, p.tick);
+        let now_ms = self.wall_ms(now);
+        if now_ms > p.grace_end_ms
+            && rank.is_some_and(|r| claim_at_ms(p.tick, r, grace_s).is_some())
+        {
+            Self::log(
+                out,
+                Level::Info,
+                format!(
+                    "job {}: tick {when} missed (woke {}ms late)",
+                    p.name,
+                    now_ms - p.tick * 1000
+                ),
+            );
+            return;
+        }
+        match rank {
             None => Self::log(
                 out,
                 Level::Debug,
