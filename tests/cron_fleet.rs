@@ -176,11 +176,11 @@ fn signal(c: &Child, sig: rustix::process::Signal) {
 }
 
 #[test]
-fn three_daemons_send_one_claim_per_tick_and_a_stopped_first_costs_its_stagger() {
+fn five_daemons_send_one_claim_per_tick_and_a_stopped_first_costs_its_stagger() {
     let etcd = OwnEtcd::start("fleet-etcd");
     let c = etcd.client();
     let (p, d) = (unique_prefix("fleet"), scratch_dir("fleet"));
-    let nodes = ["n1", "n2", "n3"];
+    let nodes = ["n1", "n2", "n3", "n4", "n5"];
     // A long TTL keeps the stopped daemon in the node set, ranked, for
     // the whole window below.
     let mut ds: Vec<Child> = nodes
@@ -193,15 +193,16 @@ fn three_daemons_send_one_claim_per_tick_and_a_stopped_first_costs_its_stagger()
     // Healthy: claims per tick from etcd's own counters.
     let before = etcd.handled();
     let fired = ticks(&c, &p, TickKind::Fire, "every").len();
-    wait_for("eight more ticks", LONG, || {
-        ticks(&c, &p, TickKind::Fire, "every").len() >= fired + 8
+    wait_for("six more ticks", LONG, || {
+        ticks(&c, &p, TickKind::Fire, "every").len() >= fired + 6
     });
     let after = etcd.handled();
     let n = (ticks(&c, &p, TickKind::Fire, "every").len() - fired) as f64;
     let txns = (after.get("Txn").unwrap_or(&0) - before.get("Txn").unwrap_or(&0)) as f64;
     eprintln!("healthy: {n} ticks, {txns} txns ({:.2} per tick)", txns / n);
     // Per tick: the claim and the result (each a txn). Every daemon
-    // claiming, as before ranking, made it 3 + 1.
+    // claiming, as before ranking, made it 5 + 1. With five daemons, two
+    // have no turn at a tick: they must still wake for their own turns.
     assert!(
         txns <= 2.5 * n + 2.0,
         "{txns} txns for {n} ticks: more than one claim per tick"
@@ -220,8 +221,8 @@ fn three_daemons_send_one_claim_per_tick_and_a_stopped_first_costs_its_stagger()
             .filter(|(t, _)| *t > stopped && first_ranked(&nodes, "every", *t) == "n1")
             .collect::<Vec<_>>()
     };
-    wait_for("two ticks the stopped daemon ranked first", LONG, || {
-        its_ticks().len() >= 2
+    wait_for("a tick the stopped daemon ranked first", LONG, || {
+        !its_ticks().is_empty()
     });
     for (tick, r) in its_ticks() {
         assert_ne!(r.node, "n1");

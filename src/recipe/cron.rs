@@ -484,12 +484,13 @@ impl Machine for Cron {
         // still, and a bound left in the past would give every call, the
         // grant that would bring the daemon back included, no time at all.
         if self.shutting_down.is_none() && self.state == State::Serving {
-            // Half the shortest grace (1 s) after each job's next tick.
-            let ticks = self
+            // Half the shortest grace (1 s) after this daemon's next turn
+            // at each job.
+            let turns = self
                 .jobs
                 .iter()
-                .filter_map(|(name, js)| js.next.filter(|t| self.wake_for(name, js, *t).is_some()));
-            d.extend(ticks.map(|t| boot(t * 1000 + 500)));
+                .filter_map(|(name, js)| self.wake_for(name, js, js.next?));
+            d.extend(turns.map(|at| boot(at + 500)));
             // A backup's turn comes at its instant: a call that ran past it
             // would spend the stagger the fleet allows a dead first rank.
             d.extend(self.staggered_at().map(boot));

@@ -30,6 +30,10 @@ pub const STAGGER_MS: i64 = 250;
 /// expire and the live ones move up.
 pub const MAX_RANKS: usize = 3;
 
+/// How many ticks ahead a daemon looks for its next turn; past them it
+/// wakes at the last one anyway, to look further.
+const LOOKAHEAD: usize = 256;
+
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
@@ -95,10 +99,25 @@ impl Cron {
         claim_at_ms(tick, self.rank_of(name, js, tick)?, grace)
     }
 
-    /// When to wake for a job's next tick: at this daemon's turn, or never
-    /// when it has none (the tick is passed over at whatever wakes it
-    /// next). So a tick wakes a few daemons, not the fleet. Until the turn
-    /// is known, at the tick.
+    /// This daemon's first turn at `from` or a later tick of a job; the
+    /// ticks before it are passed over when the daemon wakes. Nothing is
+    /// decided for them early: the ticks stay the job's `next` until their
+    /// instant has passed, so a change of the node set recomputes them.
+    fn first_turn(&self, name: &str, js: &JobState, from: i64) -> Option<i64> {
+        let mut tick = from;
+        for _ in 0..LOOKAHEAD {
+            if let Some(at) = self.turn_at(name, js, tick) {
+                return Some(at);
+            }
+            tick = next_tick(&js.schedule, &js.zone, tick)?;
+        }
+        Some(tick * 1000)
+    }
+
+    /// When to wake for a job: at this daemon's first turn from the job's
+    /// next tick on (ticks without a turn are passed over at whatever
+    /// wakes it), so a tick wakes a few daemons, not the fleet. Until the
+    /// turn is known, at the next tick.
     pub(super) fn wake_for(&self, name: &str, js: &JobState, tick: i64) -> Option<i64> {
         match self.turns.get(name) {
             Some((key, at)) if *key == (tick, js.mod_rev) => *at,
@@ -116,7 +135,7 @@ impl Cron {
             let Some(tick) = js.next else { continue };
             let key = (tick, js.mod_rev);
             if all || turns.get(name).is_none_or(|(k, _)| *k != key) {
-                turns.insert(name.clone(), (key, self.turn_at(name, js, tick)));
+                turns.insert(name.clone(), (key, self.first_turn(name, js, tick)));
             }
         }
         self.turns = turns;

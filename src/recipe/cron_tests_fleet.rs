@@ -229,3 +229,52 @@ fn the_node_set_is_read_at_registration_and_watched_from_the_next_revision() {
         )]
     );
 }
+
+#[test]
+fn among_ten_a_daemon_acts_on_exactly_its_turns_and_wakes_for_nothing_else() {
+    // Ten daemons, a job every second: most ticks are no turn of this one,
+    // and passing them over must not make it sleep through its turns.
+    let peers: Vec<String> = (1..10).map(|i| format!("n{}", i + 1)).collect();
+    let mut h = among(&peers, &job("@every 1s"));
+    let ids: Vec<&str> = peers.iter().map(String::as_str).chain([NODE]).collect();
+    let my_rank = |tick: i64| rank(NODE, ids.iter().copied(), "backup", tick);
+    let (mut claimed_at, mut read_at, mut wakes) = (Vec::new(), Vec::new(), 0);
+    while let Some(at) = h.m.deadline().filter(|d| *d <= S(120)) {
+        let at = at.max(h.now);
+        wakes += 1;
+        let acts = h.step(Input::Timer, at);
+        for (_, tick) in claimed(&acts) {
+            claimed_at.push((tick, at));
+            h.step(lost(30, false, None), at);
+        }
+        if let Some(r) = check_of(&acts) {
+            let key = String::from_utf8(r.key.clone()).expect("utf-8");
+            let tick = parse_tick(key.rsplit('/').next().expect("tick")).expect("tick");
+            read_at.push((tick, at));
+            let taken = fire_kv("backup", tick, &other_node(0), 25);
+            h.step(read(vec![taken]), at);
+        }
+    }
+    let ticks = (T0 + 2)..=(T0 + 119);
+    let firsts: Vec<i64> = ticks.clone().filter(|t| my_rank(*t) == 0).collect();
+    let backups: Vec<i64> = ticks.filter(|t| (1..=2).contains(&my_rank(*t))).collect();
+    assert!(
+        firsts.len() >= 5 && backups.len() >= 10,
+        "{firsts:?} {backups:?}"
+    );
+    let wall = |(t, at): &(i64, Duration)| (*t, at.as_millis() as i64 + T0 * 1000 - t * 1000);
+    let claimed_late: Vec<(i64, i64)> = claimed_at.iter().map(wall).collect();
+    let read_late: Vec<(i64, i64)> = read_at.iter().map(wall).collect();
+    let want_claims: Vec<(i64, i64)> = firsts.iter().map(|t| (*t, 0)).collect();
+    let want_reads: Vec<(i64, i64)> = backups
+        .iter()
+        .map(|t| (*t, my_rank(*t) as i64 * STAGGER_MS))
+        .collect();
+    assert_eq!(
+        claimed_late, want_claims,
+        "claims at the tick of each first rank"
+    );
+    assert_eq!(read_late, want_reads, "reads at each backup's turn");
+    // Woken for its turns (and a keep-alive now and then), not every tick.
+    assert!(wakes < firsts.len() + backups.len() + 20, "{wakes} wakes");
+}
