@@ -91,7 +91,9 @@ def window(etcd, jobs, seconds, only=None):
     t1 = sleep_to(0.8)
     m1 = handled(etcd)
     delta = {k: m1.get(k, 0) - m0.get(k, 0) for k in set(m0) | set(m1)}
-    # The last tick is left out: its backups' turns may still be running.
+    # etcd's counters cover the ticks t0+1..t1; runs and lateness leave the
+    # last one out, whose backups' turns may still be running.
+    n_all = (t1 - t0) * len(jobs)
     n = (t1 - t0 - 1) * len(jobs)
     runs, late, late_sel, bad = 0, [], [], []
     for j in jobs:
@@ -112,9 +114,9 @@ def window(etcd, jobs, seconds, only=None):
         "ticks": n,
         "runs_per_tick": runs / n,
         "bad_ticks": len(bad),
-        "writes_per_tick": writes / n,
-        "txn_per_tick": delta.get("Txn", 0) / n,
-        "reads_per_tick": delta.get("Range", 0) / n,
+        "writes_per_tick": writes / n_all,
+        "txn_per_tick": delta.get("Txn", 0) / n_all,
+        "reads_per_tick": delta.get("Range", 0) / n_all,
         "by_method": {k: v for k, v in sorted(delta.items()) if v},
         "late_p50_ms": pct(late, 0.5),
         "late_p99_ms": pct(late, 0.99),
