@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release/conch
 
-.PHONY: all build release deps demo test unit test-etcd35 smoke proto proto-check static bench fuzz invariant-random clean \
+.PHONY: all build release deps demo test unit test-etcd35 smoke proto proto-check static bench bench-fleet fuzz invariant-random clean \
 	install uninstall dist dist-check zones zones-check docs-check
 
 all: build
@@ -70,6 +70,11 @@ static:
 bench: deps release static
 	$(CARGO) build --release --target $(MUSL) --example floor_probe
 	python3 tests/bench.py $(BENCH)
+
+# What a fleet of conchd costs etcd per (job, tick), D = 10, 50, 200 daemons
+# on this machine (not part of `make test`; BENCH_FLEET="--seconds 20" etc.).
+bench-fleet: deps release
+	python3 tests/bench_fleet.py $(BENCH_FLEET)
 
 # Each cargo-fuzz target for FUZZ_SECS seconds (nightly toolchain; the
 # first build rebuilds the tree with the sanitizer, about 5 minutes).

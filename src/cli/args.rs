@@ -48,6 +48,7 @@ pub const VALUE_OPTIONS: &[&str] = &[
     "where",
     "file",
     "metrics-file",
+    "label",
 ];
 
 /// Options that are flags.

@@ -101,6 +101,8 @@ pub enum Cron {
         metrics_file: Option<PathBuf>,
         /// Prefix each line of a job's output with `[JOB TICK]` (the default).
         label_output: bool,
+        /// `--label KEY=VALUE`, sorted by key, each key once.
+        labels: Vec<(String, String)>,
     },
     Show {
         name: String,

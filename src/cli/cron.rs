@@ -7,6 +7,21 @@ use super::config::{Cron, CronAdd, Invocation};
 use super::validate::{parse_count, Validator};
 use crate::keys;
 
+/// One `KEY=VALUE` of a daemon's labels (or of a job's placement): a key
+/// of letters, digits, `.`, `_`, `-` and `/`; a value of printable
+/// characters, possibly empty.
+pub(super) fn label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or("expected KEY=VALUE")?;
+    let key_char = |c: char| c.is_ascii_alphanumeric() || "._-/".contains(c);
+    if k.is_empty() || !k.chars().all(key_char) {
+        return Err("the key must be letters, digits, '.', '_', '-' or '/'".into());
+    }
+    if v.chars().any(char::is_control) {
+        return Err("the value must not hold control characters".into());
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
 impl Validator<'_> {
     pub(super) fn cron(&self, tool: &str, rest: &[&str]) -> Result<Invocation, String> {
         let raw = self.raw;
@@ -197,6 +212,15 @@ impl Validator<'_> {
                 if let Some(n) = &node {
                     keys::validate_name(n).map_err(|e| format!("--node {n:?} {e}"))?;
                 }
+                let mut labels = Vec::new();
+                for l in raw.values("label") {
+                    let (k, v) = label(l).map_err(|e| format!("--label {l:?}: {e}"))?;
+                    if labels.iter().any(|(have, _)| *have == k) {
+                        return Err(format!("--label {k:?} given twice"));
+                    }
+                    labels.push((k, v));
+                }
+                labels.sort();
                 let metrics_file = raw.value("metrics-file").map(metrics_path).transpose()?;
                 let label_output = match (raw.flag("label-output"), raw.flag("no-label-output")) {
                     (true, true) => {
@@ -208,6 +232,7 @@ impl Validator<'_> {
                     node,
                     metrics_file,
                     label_output,
+                    labels,
                 }
             }
         };

@@ -332,9 +332,9 @@ fn cron_commands() {
     }
     match run("conchd --node n1", &[]) {
         Ok(Invocation::Cron {
-            cmd: Cron::Daemon { node, .. },
+            cmd: Cron::Daemon { node, labels, .. },
             ..
-        }) => assert_eq!(node.as_deref(), Some("n1")),
+        }) => assert!(node.as_deref() == Some("n1") && labels.is_empty()),
         other => panic!("{other:?}"),
     }
     match run("/usr/bin/conch cron daemon", &[]) {
@@ -344,6 +344,7 @@ fn cron_commands() {
                     node: None,
                     metrics_file: None,
                     label_output: true,
+                    ..
                 },
             ..
         }) => {}
@@ -477,6 +478,31 @@ fn every_accepted_option_is_in_help_and_man_page() {
                     .any(|t| documents(t).0.contains(&roff(o))),
             "no man page names --{o}"
         );
+    }
+}
+
+#[test]
+fn daemon_labels_are_repeatable_sorted_and_checked() {
+    match run("conchd --label role=db --label dc=x/1 --label empty=", &[]) {
+        Ok(Invocation::Cron {
+            cmd: Cron::Daemon { labels, .. },
+            ..
+        }) => assert_eq!(
+            labels,
+            [("dc", "x/1"), ("empty", ""), ("role", "db")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        ),
+        other => panic!("{other:?}"),
+    }
+    for (argv, why) in [
+        ("conchd --label role", "expected KEY=VALUE"),
+        ("conchd --label =db", "the key must be"),
+        ("conchd --label r\u{1}=db", "the key must be"),
+        ("conchd --label role=d\u{7f}b", "control characters"),
+        ("conchd --label role=db --label role=web", "given twice"),
+    ] {
+        let e = err(argv);
+        assert!(e.contains(why) && !e.contains('\n'), "{argv}: {e}");
     }
 }
 

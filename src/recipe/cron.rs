@@ -32,11 +32,16 @@ const TRIM: Tag = 4;
 const JOBS: Tag = 5;
 /// A run marker put back on the lease that replaced its claim's.
 const MARKER: Tag = 6;
-/// The one watch: job definitions.
+/// The node prefix read again after its watch ended.
+const NODES: Tag = 7;
+/// A backup's read of a fire key at its turn (cron_rank.rs).
+const CHECK: Tag = 8;
+/// The watches: job definitions, and the live daemons.
 const WATCH_JOBS: Tag = 1;
 /// `cron run` requests: read once, then watched.
-const MANUAL: Tag = 7;
+const MANUAL: Tag = 9;
 const WATCH_MANUAL: Tag = 2;
+const WATCH_NODES: Tag = 3;
 
 const MAX_GRACE_SECS: i64 = 30;
 /// The least time a blocking call is given, even when something is due.
@@ -53,6 +58,9 @@ pub struct Config {
     /// Unix ms minus BOOTTIME ms, measured at start; updated by
     /// `Input::ClockStep`.
     pub wall_offset_ms: i64,
+    /// `conchd --label KEY=VALUE`, sorted: registered with the node and
+    /// matched against each job's placement.
+    pub labels: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +124,19 @@ pub struct Cron {
     /// `cron run` requests seen and not yet deleted: (job, tick).
     manual: std::collections::BTreeSet<(String, i64)>,
     stats: Stats,
+    /// The live daemons by node ID, this one included once registered.
+    nodes: BTreeMap<String, Node>,
+    /// Ticks this daemon claims only if the daemons ranked before it did
+    /// not, with the wall ms of its turn.
+    staggered: Vec<(i64, Pending)>,
+    /// Those whose fire key is being read, in the order asked.
+    checks: VecDeque<Pending>,
+    /// Per job: (its next tick, its mod revision) and the wall ms of this
+    /// daemon's turn at that tick, `None` for no turn; the daemon wakes
+    /// only for its turns.
+    turns: BTreeMap<String, ((i64, i64), Option<i64>)>,
+    /// The node set changed since the turns were computed.
+    nodes_changed: bool,
 }
 
 impl Cron {
@@ -139,6 +160,11 @@ impl Cron {
             stepped_at: Duration::ZERO,
             manual: Default::default(),
             stats: Stats::default(),
+            nodes: BTreeMap::new(),
+            staggered: Vec::new(),
+            checks: VecDeque::new(),
+            turns: BTreeMap::new(),
+            nodes_changed: false,
         }
     }
 
@@ -246,6 +272,7 @@ impl Cron {
         }
         out.push(Action::Unwatch(WATCH_JOBS));
         out.push(Action::Unwatch(WATCH_MANUAL));
+        out.push(Action::Unwatch(WATCH_NODES));
         if self.session.revoke(out) {
             self.state = State::ExpectRevoke;
         } else {
@@ -281,6 +308,8 @@ impl Cron {
         self.retry_grant(now, out);
         self.retry_claims(now, out);
         self.due(now, out);
+        self.staggered_due(now, out);
+        self.refresh_turns();
     }
 
     fn run_by_tag(&mut self, tag: Tag) -> Option<&mut Run> {
@@ -318,6 +347,9 @@ impl Machine for Cron {
             Input::Txn(REGISTER, r) if self.state == State::ExpectRegister => match r {
                 Ok(t) => {
                     self.state = State::Serving;
+                    if let Some(nodes) = t.range(2).cloned() {
+                        self.on_nodes(&nodes.kvs, nodes.revision, &mut out);
+                    }
                     if let Some(jobs) = t.range(1).cloned() {
                         self.on_jobs(&jobs.kvs, jobs.revision, now, &mut out);
                     }
@@ -348,7 +380,11 @@ impl Machine for Cron {
             Input::Range(JOBS, Err(e)) => self.on_read_error(&e, now, &mut out),
             Input::Range(MANUAL, r) => self.on_manual_read(r, now, &mut out),
             Input::Watch(WATCH_MANUAL, r) => self.on_manual_watch(r, now, &mut out),
-            Input::Watch(_, r) => self.on_watch(r, now, &mut out),
+            Input::Range(NODES, Ok(r)) => self.on_nodes(&r.kvs, r.revision, &mut out),
+            Input::Range(NODES, Err(e)) => self.on_read_error(&e, now, &mut out),
+            Input::Range(CHECK, r) => self.on_check(r, now, &mut out),
+            Input::Watch(WATCH_JOBS, r) => self.on_watch(r, now, &mut out),
+            Input::Watch(WATCH_NODES, r) => self.on_node_watch(r, now, &mut out),
             Input::KeepAlive(r) => {
                 if let Some(why) = self.session.on_keepalive(r, now, &mut out) {
                     self.on_lease_lost(&why.0, now, &mut out);
@@ -368,6 +404,10 @@ impl Machine for Cron {
                         Range::prefix(self.cfg.schema.cron_job_dir()),
                     ));
                     self.read_manual(&mut out);
+                    out.push(Action::Range(
+                        NODES,
+                        Range::prefix(self.cfg.schema.cron_node_dir()),
+                    ));
                 }
             }
             Input::Revoked(_) if self.state == State::ExpectRevoke => {
@@ -417,6 +457,7 @@ impl Machine for Cron {
             | Input::Txn(..)
             | Input::Range(..)
             | Input::Revoked(_)
+            | Input::Watch(..)
             | Input::Timer => {}
         }
         self.on_time(now, &mut out);
@@ -439,11 +480,15 @@ impl Machine for Cron {
         d.extend(self.retries.iter().map(|(at, _)| *at));
         d.extend(self.grant_at);
         if self.state == State::Serving && self.shutting_down.is_none() {
-            for js in self.jobs.values() {
-                if let Some(t) = js.next {
-                    let boot_ms = (t * 1000 - self.cfg.wall_offset_ms).max(0);
+            for (name, js) in &self.jobs {
+                if let Some(at) = js.next.and_then(|t| self.wake_for(name, js, t)) {
+                    let boot_ms = (at - self.cfg.wall_offset_ms).max(0);
                     d.push(Duration::from_millis(boot_ms as u64));
                 }
+            }
+            for at in self.staggered_at() {
+                let boot_ms = (at - self.cfg.wall_offset_ms).max(0);
+                d.push(Duration::from_millis(boot_ms as u64));
             }
         }
         d.into_iter().min()
@@ -479,9 +524,16 @@ impl Machine for Cron {
         // still, and a bound left in the past would give every call, the
         // grant that would bring the daemon back included, no time at all.
         if self.shutting_down.is_none() && self.state == State::Serving {
-            // Half the shortest grace (1 s) after each job's next tick.
-            let ticks = self.jobs.values().filter_map(|js| js.next);
-            d.extend(ticks.map(|t| boot(t * 1000 + 500)));
+            // Half the shortest grace (1 s) after this daemon's next turn
+            // at each job.
+            let turns = self
+                .jobs
+                .iter()
+                .filter_map(|(name, js)| self.wake_for(name, js, js.next?));
+            d.extend(turns.map(|at| boot(at + 500)));
+            // A backup's turn comes at its instant: a call that ran past it
+            // would spend the stagger the fleet allows a dead first rank.
+            d.extend(self.staggered_at().map(boot));
         }
         // An instant already due is acted on at the next timer; the calls of
         // this step still get a moment rather than none. Runs are not
@@ -504,6 +556,10 @@ mod jobs;
 mod lease;
 #[path = "cron_manual.rs"]
 mod manual;
+#[path = "cron_nodes.rs"]
+mod nodes;
+#[path = "cron_rank.rs"]
+pub mod rank;
 #[path = "cron_results.rs"]
 mod results;
 #[path = "cron_stats.rs"]

@@ -18,7 +18,7 @@ impl Cron {
         let due: Vec<(String, i64)> = self
             .jobs
             .iter()
-            .filter(|(_, js)| Self::claimable(js))
+            .filter(|(_, js)| Self::claimable(&self.cfg.labels, js))
             .filter_map(|(name, js)| {
                 let tick = catch_up_tick(js, now_ms)?;
                 // A tick its schedule still brings is claimed as such.

@@ -87,9 +87,11 @@ impl Cron {
     }
 
     /// Whether this daemon claims anything of the job: nothing of a
-    /// suspended one (its ticks pass unclaimed and are never replayed).
-    pub(super) fn claimable(js: &JobState) -> bool {
-        !js.job.suspended
+    /// suspended one (its ticks pass unclaimed and are never replayed), and
+    /// nothing of one placed on daemons whose labels it lacks: scheduled,
+    /// catch-up and manual claims alike.
+    pub(super) fn claimable(labels: &[(String, String)], js: &JobState) -> bool {
+        !js.job.suspended && js.job.placement.iter().all(|p| labels.contains(p))
     }
 
     /// Claims every tick that is due, skipping those whose grace ran out.
@@ -107,28 +109,24 @@ impl Cron {
                 };
                 let following = next_tick(&js.schedule, &js.zone, tick);
                 let grace = following.map_or(MAX_GRACE_SECS, |f| (f - tick).min(MAX_GRACE_SECS));
-                if now_ms > (tick + grace) * 1000 {
-                    Self::log(
-                        out,
-                        Level::Info,
-                        format!(
-                            "job {name}: tick {} missed (woke {}ms late)",
-                            fmt_rfc3339_utc(tick),
-                            now_ms - tick * 1000
-                        ),
-                    );
-                } else if !Self::claimable(js) {
+                if !Self::claimable(&self.cfg.labels, js) {
                     Self::log(
                         out,
                         Level::Debug,
                         format!(
-                            "job {name}: tick {} not claimed: suspended",
-                            fmt_rfc3339_utc(tick)
+                            "job {name}: tick {} not claimed: {}",
+                            fmt_rfc3339_utc(tick),
+                            if js.job.suspended {
+                                "suspended"
+                            } else {
+                                "placed elsewhere"
+                            }
                         ),
                     );
                 } else {
+                    // Whether it is this daemon's turn, or too late for one.
                     let p = Pending::new(name.clone(), js.clone(), tick, grace);
-                    self.send_claim(p, now, out);
+                    self.claim_in_turn(p, now, out);
                 }
                 if let Some(js) = self.jobs.get_mut(&name) {
                     js.next = following;

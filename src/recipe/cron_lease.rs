@@ -20,7 +20,7 @@ impl Cron {
             pid: u64::from(self.cfg.pid),
             version: env!("CARGO_PKG_VERSION").into(),
             started_ms: u64::try_from(self.started_ms).unwrap_or(0),
-            labels: Vec::new(),
+            labels: self.cfg.labels.clone(),
         };
         let mut success = vec![
             Op::put(
@@ -29,6 +29,8 @@ impl Cron {
                 lease,
             ),
             Op::Get(Range::prefix(self.cfg.schema.cron_job_dir())),
+            // Read third: the answer's range(2) is the node set.
+            Op::Get(Range::prefix(self.cfg.schema.cron_node_dir())),
         ];
         for run in self.runs.values().filter(|r| !r.hook) {
             let key = self
@@ -109,6 +111,7 @@ impl Cron {
             format!("lease lost: {why}; runs continue, registering again"),
         );
         out.push(Action::Unwatch(WATCH_JOBS));
+        out.push(Action::Unwatch(WATCH_NODES));
         self.session.revoke(out);
         self.state = State::ExpectLease;
         self.grant_at = None;

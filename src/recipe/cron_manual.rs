@@ -164,7 +164,11 @@ impl Cron {
         if self.state != State::Serving || self.shutting_down.is_some() {
             return;
         }
-        let Some(js) = self.jobs.get(name).filter(|js| Self::claimable(js)) else {
+        let Some(js) = self
+            .jobs
+            .get(name)
+            .filter(|js| Self::claimable(&self.cfg.labels, js))
+        else {
             return;
         };
         if self.claiming(name, tick) {

@@ -27,6 +27,7 @@ fn cfg() -> Config {
         ttl: S(60),
         kill_after: S(3),
         wall_offset_ms: T0 * 1000,
+        labels: vec![],
     }
 }
 
@@ -408,7 +409,7 @@ fn start_registers_reads_the_jobs_and_watches_from_the_next_revision() {
         panic!("{acts:?}");
     };
     assert!(txn.compare.is_empty());
-    let [Op::Put { key, value, lease }, Op::Get(jobs)] = &txn.success[..] else {
+    let [Op::Put { key, value, lease }, Op::Get(jobs), Op::Get(nodes)] = &txn.success[..] else {
         panic!("{txn:?}");
     };
     assert_eq!(key, schema().cron_node_key(NODE).as_bytes());
@@ -416,6 +417,7 @@ fn start_registers_reads_the_jobs_and_watches_from_the_next_revision() {
     let node = String::from_utf8(value.clone()).expect("utf-8");
     assert!(node.contains(r#""host":"h1""#) && node.contains(r#""pid":42"#));
     assert_eq!(*jobs, Range::prefix(schema().cron_job_dir()));
+    assert_eq!(*nodes, Range::prefix(schema().cron_node_dir()));
 
     let kvs = vec![
         job_kv("tenner", &job("@every 10s").to_json(), 5),
@@ -534,6 +536,8 @@ fn overlap_allow_claims_without_the_run_guard_and_without_a_nested_skip() {
 mod claim;
 #[path = "cron_tests_faults.rs"]
 mod faults;
+#[path = "cron_tests_fleet.rs"]
+mod fleet;
 #[path = "cron_tests_life.rs"]
 mod life;
 #[path = "cron_tests_ops.rs"]

@@ -83,7 +83,7 @@ fn a_claim_answered_after_the_lease_was_lost_tells_the_run_the_claims_lease() {
     let [Action::KeepAliveOpen(L2), Action::Txn(REGISTER, t)] = &acts[..] else {
         panic!("{acts:?}");
     };
-    assert!(matches!(t.success[2], Op::Put { lease: L2, .. }), "{t:?}");
+    assert!(matches!(t.success[3], Op::Put { lease: L2, .. }), "{t:?}");
 }
 
 #[test]

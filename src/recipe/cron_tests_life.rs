@@ -99,6 +99,7 @@ fn sigterm_stops_every_run_claims_nothing_more_and_exits_after_the_results() {
         [
             Action::Unwatch(WATCH_JOBS),
             Action::Unwatch(WATCH_MANUAL),
+            Action::Unwatch(WATCH_NODES),
             Action::KeepAliveClose,
             Action::Revoke(L1)
         ]
@@ -116,6 +117,7 @@ fn sigterm_without_runs_revokes_and_exits_at_once() {
         [
             Action::Unwatch(WATCH_JOBS),
             Action::Unwatch(WATCH_MANUAL),
+            Action::Unwatch(WATCH_NODES),
             Action::KeepAliveClose,
             Action::Revoke(L1)
         ]
@@ -148,6 +150,7 @@ fn a_lost_lease_leaves_the_run_alone_and_puts_its_marker_on_the_new_lease() {
         acts,
         [
             Action::Unwatch(WATCH_JOBS),
+            Action::Unwatch(WATCH_NODES),
             Action::KeepAliveClose,
             Action::Revoke(L1),
             Action::Grant { ttl: 60 }
@@ -158,7 +161,8 @@ fn a_lost_lease_leaves_the_run_alone_and_puts_its_marker_on_the_new_lease() {
     let [Action::KeepAliveOpen(L2), Action::Txn(REGISTER, t)] = &acts[..] else {
         panic!("{acts:?}");
     };
-    let [Op::Put { lease: L2, .. }, Op::Get(_), Op::Put { key, value, lease }] = &t.success[..]
+    let [Op::Put { lease: L2, .. }, Op::Get(_), Op::Get(_), Op::Put { key, value, lease }] =
+        &t.success[..]
     else {
         panic!("{t:?}");
     };

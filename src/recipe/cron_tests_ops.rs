@@ -266,8 +266,8 @@ fn a_hook_is_stopped_with_the_daemon_and_holds_no_run_marker() {
         .expect("register");
     assert_eq!(
         register.success.len(),
-        2,
-        "node and jobs only: {register:?}"
+        3,
+        "node, jobs and the node set only: {register:?}"
     );
     let acts = h.step(Input::Signal(15), S(13));
     assert!(acts.contains(&Action::SignalChild(hook, 15)), "{acts:?}");

@@ -16,6 +16,7 @@ pub fn run(
     node: Option<String>,
     metrics_file: Option<PathBuf>,
     label_output: bool,
+    labels: Vec<(String, String)>,
 ) -> i32 {
     let host = host_name();
     let cfg = Config {
@@ -26,6 +27,7 @@ pub fn run(
         ttl: global.ttl,
         kill_after: global.kill_after,
         wall_offset_ms: wall_offset_ms(),
+        labels,
     };
     // A broken $NOTIFY_SOCKET must not keep jobs from running: say so, go on.
     let notifier = Notifier::from_env().unwrap_or_else(|e| {

@@ -20,7 +20,8 @@ pub fn run(global: &Global, cmd: Cmd) -> i32 {
             node,
             metrics_file,
             label_output,
-        } => super::conchd::run(global, node, metrics_file, label_output),
+            labels,
+        } => super::conchd::run(global, node, metrics_file, label_output, labels),
         Cmd::Next {
             spec,
             tz,
