@@ -105,3 +105,16 @@ pub fn next_tick(schedule: &Schedule, zone: &Zone, after: i64) -> Option<i64> {
         parse::Kind::Cron(c) => next::next_cron(c, zone, after),
     }
 }
+
+/// A schedule and zone as `cron add`, `cron next` and `cron apply` accept
+/// them: the error is the one line to print (exit 64).
+pub fn checked(spec: &str, tz: &str) -> Result<(Schedule, Zone), String> {
+    let sched = Schedule::parse(spec).map_err(|e| format!("schedule {spec:?}: {e}"))?;
+    if sched.never_fires() {
+        return Err(format!(
+            "schedule {spec:?}: schedule never fires (no date matches it)"
+        ));
+    }
+    let zone = Zone::parse(tz).map_err(|e| format!("--tz: {e}"))?;
+    Ok((sched, zone))
+}

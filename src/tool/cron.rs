@@ -12,7 +12,7 @@ use crate::keys::{Schema, TickKind};
 use crate::kit::exit::{EXIT_UNAVAILABLE, EXIT_USAGE};
 use crate::kit::verbosity::Verbosity;
 use crate::record::cron::Job;
-use crate::schedule::{self, next_tick, Schedule, Zone};
+use crate::schedule::{self, next_tick};
 
 pub fn run(global: &Global, cmd: Cmd) -> i32 {
     match cmd {
@@ -49,21 +49,8 @@ pub fn run(global: &Global, cmd: Cmd) -> i32 {
     }
 }
 
-/// A schedule and zone as `cron add` and `cron next` accept them: the
-/// error is the one line to print (exit 64).
-pub(super) fn checked(spec: &str, tz: &str) -> Result<(Schedule, Zone), String> {
-    let sched = Schedule::parse(spec).map_err(|e| format!("schedule {spec:?}: {e}"))?;
-    if sched.never_fires() {
-        return Err(format!(
-            "schedule {spec:?}: schedule never fires (no date matches it)"
-        ));
-    }
-    let zone = Zone::parse(tz).map_err(|e| format!("--tz: {e}"))?;
-    Ok((sched, zone))
-}
-
 fn next(spec: &str, tz: &str, after: Option<&str>, count: u32, out: Output) -> i32 {
-    let (sched, zone) = match checked(spec, tz) {
+    let (sched, zone) = match schedule::checked(spec, tz) {
         Ok(v) => v,
         Err(msg) => {
             eprintln!("conch: {msg}");
@@ -115,7 +102,7 @@ fn next(spec: &str, tz: &str, after: Option<&str>, count: u32, out: Output) -> i
 }
 
 fn add(global: &Global, a: CronAdd) -> i32 {
-    let (sched, zone) = match checked(&a.schedule, &a.tz) {
+    let (sched, zone) = match schedule::checked(&a.schedule, &a.tz) {
         Ok(v) => v,
         Err(msg) => {
             eprintln!("conch: {msg}");

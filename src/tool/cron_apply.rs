@@ -11,7 +11,6 @@ use std::path::Path;
 use miniserde::json::Value;
 
 use super::connect::connect;
-use super::cron::checked;
 use super::host::{host_name, now_ms};
 use super::output::print;
 use crate::cli::Global;
@@ -21,6 +20,7 @@ use crate::kit::exit::{EXIT_UNAVAILABLE, EXIT_USAGE};
 use crate::kit::verbosity::Verbosity;
 use crate::record::cron::Job;
 use crate::record::{get_str, get_u64, parse_object, VERSION};
+use crate::schedule::checked;
 
 /// A plan made from a read that a concurrent write overtook is made again;
 /// a few rounds cover any human pace of edits.
