@@ -23,7 +23,8 @@ impl Cron {
             Outcome::Failed(n) => ("failed", Some(n), None),
             Outcome::Killed(s) => ("killed", None, Some(s)),
             Outcome::Timeout => ("timeout", None, None),
-            Outcome::Ok | Outcome::Skipped => return,
+            // Zombies are found by a survivor, not by the runner itself.
+            Outcome::Ok | Outcome::Skipped | Outcome::Zombie => return,
         };
         let (name, when) = (run.name.clone(), fmt_rfc3339_utc(run.tick));
         if self.shutting_down.is_some() {

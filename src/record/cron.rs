@@ -180,6 +180,10 @@ pub enum Outcome {
     Killed(i32),
     Timeout,
     Skipped,
+    /// Written by another daemon after the runner's lease expired with the
+    /// run unfinished: the runner is presumed dead. Its true result, if it
+    /// was only cut off and lives on, overwrites this one.
+    Zombie,
 }
 
 impl Outcome {
@@ -191,6 +195,7 @@ impl Outcome {
             Outcome::Killed(s) => format!("killed({})", signal_name(s)),
             Outcome::Timeout => "timeout".into(),
             Outcome::Skipped => "skipped".into(),
+            Outcome::Zombie => "zombie".into(),
         }
     }
 }
@@ -228,6 +233,7 @@ impl RunResult {
             Outcome::Killed(s) => ("killed", None, Some(s)),
             Outcome::Timeout => ("timeout", None, None),
             Outcome::Skipped => ("skipped", None, None),
+            Outcome::Zombie => ("zombie", None, None),
         };
         put_str(&mut o, "status", &Some(status.into()));
         if let Some(e) = exit {
@@ -252,6 +258,7 @@ impl RunResult {
             "killed" => Outcome::Killed(int("signal").unwrap_or(0)),
             "timeout" => Outcome::Timeout,
             "skipped" => Outcome::Skipped,
+            "zombie" => Outcome::Zombie,
             _ => return None,
         };
         Some(RunResult {
@@ -446,6 +453,7 @@ mod tests {
             (Outcome::Killed(9), "killed(KILL)"),
             (Outcome::Timeout, "timeout"),
             (Outcome::Skipped, "skipped"),
+            (Outcome::Zombie, "zombie"),
         ] {
             let r = RunResult {
                 outcome: o,

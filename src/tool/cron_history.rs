@@ -131,7 +131,7 @@ impl Row {
                     Outcome::Ok => row.exit = Some(0),
                     Outcome::Failed(n) => row.exit = Some(n),
                     Outcome::Killed(s) => row.signal = Some(s),
-                    Outcome::Timeout | Outcome::Skipped => {}
+                    Outcome::Timeout | Outcome::Skipped | Outcome::Zombie => {}
                 }
             }
             (Some(None), _) => row.status = "unknown".into(),

@@ -98,6 +98,17 @@ impl Manual<'_> {
                 ),
                 ))
             }
+            // A stored zombie (written by a surviving daemon) means the same
+            // as one this command found itself by waiting.
+            Outcome::Zombie => {
+                return Err((
+                    EXIT_LOST,
+                    format!(
+                        "{}: tick {when} zombie: its daemon died before recording a result",
+                        self.name
+                    ),
+                ))
+            }
         })
     }
 
