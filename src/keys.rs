@@ -235,6 +235,13 @@ impl Schema {
         Some((decode_name(name).ok()?, parse_tick(tick)?))
     }
 
+    /// The job and tick of a key made by [`Schema::cron_tick_key`].
+    pub fn parse_cron_tick_key(&self, kind: TickKind, key: &[u8]) -> Option<(String, i64)> {
+        let rest = key.strip_prefix(self.cron_kind_dir(kind).as_bytes())?;
+        let (name, tick) = std::str::from_utf8(rest).ok()?.split_once('/')?;
+        Some((decode_name(name).ok()?, parse_tick(tick)?))
+    }
+
     /// The last segment of `key` if `key` lies directly in `dir`.
     pub fn leaf<'a>(dir: &str, key: &'a [u8]) -> Option<&'a str> {
         let rest = key.strip_prefix(dir.as_bytes())?;

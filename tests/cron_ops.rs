@@ -327,3 +327,82 @@ fn the_failure_hook_runs_once_per_failed_tick_and_never_for_ok() {
         "{failed} failures, hooks: {hooks}"
     );
 }
+
+#[test]
+fn a_tick_whose_daemon_died_is_recorded_zombie_once_and_its_hook_runs_on_a_survivor() {
+    let p = unique_prefix("zombie");
+    let d = scratch_dir("zombie");
+    let mut ds: BTreeMap<String, Child> = ["a", "b"]
+        .iter()
+        .map(|n| (n.to_string(), daemon(&p, n, &d)))
+        .collect();
+    wait_for("both daemons serving", LONG, || {
+        serving(&d, "a") && serving(&d, "b")
+    });
+    // The first run hangs (its daemon will be SIGKILLed under it); every
+    // later one succeeds, and must never run the hook.
+    let started = d.join("started");
+    let mut j = job(
+        "@every 1s",
+        &format!(
+            "if [ ! -e {0} ]; then touch {0}; sleep 60; fi",
+            started.display()
+        ),
+    );
+    j.on_failure = vec![
+        "sh".into(),
+        "-c".into(),
+        format!(
+            "echo \"$CONCH_JOB $CONCH_TICK $CONCH_STATUS ${{CONCH_EXIT:--}} $CONCH_NODE\" >> {}/hooks",
+            d.display()
+        ),
+    ];
+    put_job(&p, "job", &j);
+    wait_for("the hanging run", LONG, || started.exists());
+    let mut marker = None;
+    wait_for("its run marker", LONG, || {
+        marker = ticks(&p, TickKind::Run, "job").into_iter().next();
+        marker.is_some()
+    });
+    let (tick, value) = marker.expect("marker");
+    let runner = Claim::from_json(&value).node;
+    let mut victim = ds.remove(&runner).expect("the runner is one of ours");
+    victim.kill().expect("SIGKILL the runner");
+    victim.wait().expect("reap");
+    wait_for("the zombie's hook", LONG, || {
+        read(&d.join("hooks")).contains("zombie")
+    });
+    // Later ticks run on the survivor and succeed: give it two of them.
+    wait_for("two ok runs after the zombie", LONG, || {
+        results(&p, "job")
+            .iter()
+            .filter(|(t, r)| **t > tick && r.outcome == Outcome::Ok)
+            .count()
+            >= 2
+    });
+    for c in ds.values_mut() {
+        assert_eq!(term(c).code(), Some(0));
+    }
+    let hooks = read(&d.join("hooks"));
+    let when = conch::schedule::fmt_rfc3339_utc(tick);
+    assert_eq!(
+        hooks,
+        format!("job {when} zombie - {runner}\n"),
+        "exactly one hook, for the zombie tick, naming the dead runner"
+    );
+    let r = results(&p, "job").remove(&tick).expect("a stored result");
+    assert_eq!(
+        (r.outcome, r.node.as_str()),
+        (Outcome::Zombie, runner.as_str())
+    );
+    let ls = conch(&p)
+        .args(["cron", "ls", "job"])
+        .output()
+        .expect("cron ls");
+    let row = String::from_utf8_lossy(&ls.stdout)
+        .lines()
+        .find(|l| l.starts_with(&when))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(row.contains("zombie"), "cron ls row: {row:?}");
+}

@@ -141,9 +141,10 @@ OPTIONS
                       unclaimed tick once if it is no older than D (cause
                       `catch-up`); never a replay of every missed tick [off]
   --on-failure CMD    a shell command line (/bin/sh -c) run once, on the
-                      daemon that ran the tick, when it ends failed, killed
-                      or timeout (not yet for zombie); it gets CONCH_JOB, CONCH_TICK,
-                      CONCH_STATUS, CONCH_EXIT or CONCH_SIGNAL, CONCH_NODE
+                      daemon that ran the tick, when it ends failed, killed,
+                      timeout or zombie (then on the daemon that found it); it
+                      gets CONCH_JOB, CONCH_TICK, CONCH_STATUS, CONCH_EXIT or
+                      CONCH_SIGNAL, CONCH_NODE
   --where KEY=VALUE   repeatable: only daemons with every such --label claim
   --replace           add: overwrite an existing job of that NAME
   --json              ls, show, nodes, next: JSON (lines) instead of tables

@@ -37,6 +37,10 @@ const NODES: Tag = 7;
 /// A backup's read of a fire key at its turn (cron_rank.rs).
 const CHECK: Tag = 8;
 /// The watches: job definitions, and the live daemons.
+/// Run markers read as they were before a daemon's lease went, and the
+/// create-only zombie records (cron_zombie.rs).
+const ZOMBIES: Tag = 10;
+const ZOMBIE: Tag = 11;
 const WATCH_JOBS: Tag = 1;
 /// `cron run` requests: read once, then watched.
 const MANUAL: Tag = 9;
@@ -137,6 +141,10 @@ pub struct Cron {
     turns: BTreeMap<String, ((i64, i64), Option<i64>)>,
     /// The node set changed since the turns were computed.
     nodes_changed: bool,
+    /// Gone daemons whose run markers are being read, in the order asked.
+    zombie_reads: VecDeque<String>,
+    /// Zombie records sent: (job, tick, the gone daemon).
+    zombie_txns: VecDeque<(String, i64, String)>,
 }
 
 impl Cron {
@@ -165,6 +173,8 @@ impl Cron {
             checks: VecDeque::new(),
             turns: BTreeMap::new(),
             nodes_changed: false,
+            zombie_reads: VecDeque::new(),
+            zombie_txns: VecDeque::new(),
         }
     }
 
@@ -383,6 +393,8 @@ impl Machine for Cron {
             Input::Range(NODES, Ok(r)) => self.on_nodes(&r.kvs, r.revision, &mut out),
             Input::Range(NODES, Err(e)) => self.on_read_error(&e, now, &mut out),
             Input::Range(CHECK, r) => self.on_check(r, now, &mut out),
+            Input::Range(ZOMBIES, r) => self.on_zombie_read(r, now, &mut out),
+            Input::Txn(ZOMBIE, r) => self.on_zombie_recorded(r, now, &mut out),
             Input::Watch(WATCH_JOBS, r) => self.on_watch(r, now, &mut out),
             Input::Watch(WATCH_NODES, r) => self.on_node_watch(r, now, &mut out),
             Input::KeepAlive(r) => {
@@ -564,6 +576,8 @@ pub mod rank;
 mod results;
 #[path = "cron_stats.rs"]
 pub mod stats;
+#[path = "cron_zombie.rs"]
+mod zombie;
 
 use claim::Pending;
 use results::Finish;

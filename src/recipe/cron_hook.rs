@@ -35,6 +35,57 @@ impl Cron {
             );
             return;
         }
+        let mut env = vec![
+            ("CONCH_JOB".to_string(), name.clone()),
+            ("CONCH_TICK".into(), when),
+            ("CONCH_STATUS".into(), status.into()),
+            ("CONCH_NODE".into(), self.cfg.node.clone()),
+        ];
+        env.extend(exit.map(|e| ("CONCH_EXIT".to_string(), e.to_string())));
+        env.extend(signal.map(|s| ("CONCH_SIGNAL".to_string(), s.to_string())));
+        let kill_after = run.child.kill_after();
+        self.launch_hook(&name, run.tick, &run.on_failure, kill_after, env, now, out);
+    }
+
+    /// The hook of a tick found `zombie` by this daemon: its runner is gone,
+    /// so the finder runs it, with the runner's node in `CONCH_NODE`.
+    pub(super) fn start_zombie_hook(
+        &mut self,
+        name: &str,
+        tick: i64,
+        dead: &str,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(js) = self.jobs.get(name) else {
+            return;
+        };
+        if js.job.on_failure.is_empty() || self.shutting_down.is_some() {
+            return;
+        }
+        let argv = js.job.on_failure.clone();
+        let kill_after = Duration::from_millis(js.job.kill_after_ms);
+        let env = vec![
+            ("CONCH_JOB".to_string(), name.to_string()),
+            ("CONCH_TICK".into(), fmt_rfc3339_utc(tick)),
+            ("CONCH_STATUS".into(), "zombie".into()),
+            ("CONCH_NODE".into(), dead.to_string()),
+        ];
+        self.launch_hook(name, tick, &argv, kill_after, env, now, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch_hook(
+        &mut self,
+        name: &str,
+        tick: i64,
+        argv: &[String],
+        kill_after: Duration,
+        env: Vec<(String, String)>,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        let when = fmt_rfc3339_utc(tick);
         let Some(tag) = self.free_tag() else {
             Self::log(
                 out,
@@ -43,29 +94,21 @@ impl Cron {
             );
             return;
         };
-        let mut env = vec![
-            ("CONCH_JOB".to_string(), name.clone()),
-            ("CONCH_TICK".into(), when.clone()),
-            ("CONCH_STATUS".into(), status.into()),
-            ("CONCH_NODE".into(), self.cfg.node.clone()),
-        ];
-        env.extend(exit.map(|e| ("CONCH_EXIT".to_string(), e.to_string())));
-        env.extend(signal.map(|s| ("CONCH_SIGNAL".to_string(), s.to_string())));
         Self::log(
             out,
             Level::Info,
             format!("job {name}: running the failure hook of tick {when}"),
         );
-        let mut child = Supervisor::with_tag(tag, run.child.kill_after());
-        let argv = run.on_failure.iter().map(Into::into).collect();
+        let mut child = Supervisor::with_tag(tag, kill_after);
+        let argv = argv.iter().map(Into::into).collect();
         child.spawn(SpawnSpec { argv, env }, now, out);
         self.runs.insert(
             tag,
             Run {
-                name,
-                tick: run.tick,
+                name: name.to_string(),
+                tick,
                 start_ms: self.wall_ms(now),
-                keep: run.keep,
+                keep: 0,
                 child,
                 timeout_at: None,
                 timed_out: false,

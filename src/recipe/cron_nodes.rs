@@ -54,6 +54,7 @@ impl Cron {
                         EventKind::Delete => {
                             if let Some(id) = self.node_id(&e.kv.key) {
                                 self.nodes_changed |= self.nodes.remove(&id).is_some();
+                                self.on_node_gone(&id, e.kv.mod_revision, out);
                             }
                         }
                     }

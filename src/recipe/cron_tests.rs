@@ -546,3 +546,5 @@ mod ops;
 mod prop;
 #[path = "cron_tests_stats.rs"]
 mod stats;
+#[path = "cron_tests_zombie.rs"]
+mod zombie;
