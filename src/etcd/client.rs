@@ -26,9 +26,6 @@ const ANSWER_PATIENCE: Duration = Duration::from_secs(1);
 struct Conn {
     index: usize,
     channel: Channel,
-    /// Until the member has answered once, the dial's deadline: the first
-    /// call then stands in for the connect check and is bounded by it.
-    unproven: Option<Instant>,
     token: Option<AsciiMetadataValue>,
 }
 
@@ -95,7 +92,7 @@ impl Client {
     pub fn connect_on(cfg: ClientConfig, rt: Rc<Runtime>) -> Result<Client> {
         let tls = tls::load(&cfg)?;
         let until = Instant::now() + cfg.dial_timeout;
-        let (index, channel, proven) = rt
+        let (index, channel) = rt
             .block_on(dial::dial_any(&cfg, tls.as_ref(), 0, until))
             .map_err(|e| explain(&cfg, e))?;
         let client = Client {
@@ -105,7 +102,6 @@ impl Client {
             conn: RefCell::new(Conn {
                 index,
                 channel,
-                unproven: (!proven).then_some(until),
                 token: None,
             }),
         };
@@ -140,7 +136,7 @@ impl Client {
 
     fn failover_until(&self, until: Instant) -> Result<()> {
         let start = self.conn.borrow().index + 1;
-        let (index, channel, proven) = self
+        let (index, channel) = self
             .rt
             .block_on(dial::dial_any(&self.cfg, self.tls.as_ref(), start, until))
             .map_err(|e| explain(&self.cfg, e))?;
@@ -148,13 +144,6 @@ impl Client {
             let mut c = self.conn.borrow_mut();
             c.index = index;
             c.channel = channel;
-            // A member that never answered since the first dial keeps that
-            // dial's deadline: redialling it must not extend the wait.
-            c.unproven = match (proven, c.unproven) {
-                (true, _) => None,
-                (false, Some(first)) => Some(first.min(until)),
-                (false, None) => Some(until),
-            };
         }
         self.authenticate(Some(until))
     }
@@ -201,13 +190,6 @@ impl Client {
         req
     }
 
-    fn unproven_past(&self) -> bool {
-        self.conn
-            .borrow()
-            .unproven
-            .is_some_and(|d| Instant::now() >= d)
-    }
-
     fn run_timed<T, F>(
         &self,
         op: &'static str,
@@ -217,23 +199,8 @@ impl Client {
     where
         F: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
-        let unproven = self.conn.borrow().unproven;
-        let until = unproven.map_or(until, |d| d.min(until));
         let limit = until.saturating_duration_since(Instant::now());
         let timed_out = || {
-            if unproven.is_some() {
-                // The member never answered: as unreachable as a failed
-                // connect check, so the same kind and wording.
-                return Error::new(
-                    ErrorKind::Unavailable,
-                    "connect",
-                    format!(
-                        "no etcd endpoint answered within {}ms (tried {})",
-                        self.cfg.dial_timeout.as_millis(),
-                        self.cfg.endpoints.join(", ")
-                    ),
-                );
-            }
             Error::new(
                 ErrorKind::Timeout,
                 op,
@@ -251,17 +218,7 @@ impl Client {
             .rt
             .block_on(async { tokio::time::timeout_at(until.into(), fut).await })
         {
-            Ok(r) => {
-                // Any answer of etcd's own (no transport cause) proves it.
-                let answered = match &r {
-                    Ok(_) => true,
-                    Err(s) => std::error::Error::source(s).is_none(),
-                };
-                if answered && unproven.is_some() {
-                    self.conn.borrow_mut().unproven = None;
-                }
-                r.map_err(|s| explain(&self.cfg, status(op, s)))
-            }
+            Ok(r) => r.map_err(|s| explain(&self.cfg, status(op, s))),
             Err(_) => Err(timed_out()),
         }
     }
@@ -304,9 +261,6 @@ impl Client {
                     reauthed = true;
                     self.authenticate(Some(until))?;
                 }
-                // A member that has not answered by the dial's deadline is
-                // as unreachable as one whose connect check failed.
-                Err(e) if self.unproven_past() => return Err(e),
                 Err(e) if idempotent && e.is_unavailable() && Instant::now() < until => {
                     // A member that accepts connections and then drops every
                     // call must not make this a busy loop.

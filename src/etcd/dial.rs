@@ -90,23 +90,18 @@ fn endpoint_for(
 }
 
 /// Connects to one of `endpoints`, trying `start` first and then the
-/// others in list order, all before `until`. Returns the index reached
-/// and whether the member has answered yet: with a single endpoint there
-/// is no live member to pick among, so the probe would only add a round
-/// trip before the first real call, which proves the member just as well
-/// (the caller bounds that call by the same `until`).
+/// others in list order, all before `until`. Returns the index reached.
 pub(super) async fn dial_any(
     cfg: &ClientConfig,
     tls: Option<&Tls>,
     start: usize,
     until: Instant,
-) -> Result<(usize, Channel, bool)> {
+) -> Result<(usize, Channel)> {
     let endpoints = &cfg.endpoints;
     let n = endpoints.len();
     if n == 0 {
         return Err(Error::new(ErrorKind::Other, "connect", "no endpoints"));
     }
-    let prove = n > 1;
     let begun = Instant::now();
     // Position k in the order of preference is endpoint order[k].
     let order: Vec<usize> = (0..n).map(|k| (start + k) % n).collect();
@@ -127,7 +122,7 @@ pub(super) async fn dial_any(
                 launched[k] = true;
                 let addr = endpoints[order[k]].clone();
                 let (cfg, tls) = (cfg.clone(), tls.cloned());
-                set.spawn(async move { (k, dial(&addr, until, &cfg, tls.as_ref(), prove).await) });
+                set.spawn(async move { (k, dial(&addr, until, &cfg, tls.as_ref()).await) });
             }
         }
         let wake = next_at.iter().flatten().copied().fold(until, Instant::min);
@@ -138,7 +133,7 @@ pub(super) async fn dial_any(
                 let Ok((k, r)) = joined else { continue };
                 let i = order[k];
                 match r {
-                    Ok(ch) => return Ok((i, ch, prove)),
+                    Ok(ch) => return Ok((i, ch)),
                     Err(DialError::Tls(e)) => {
                         last = format!("{}: {e}", endpoints[i]);
                         // A certificate that does not verify will not on
@@ -184,7 +179,6 @@ async fn dial(
     until: Instant,
     cfg: &ClientConfig,
     tls: Option<&Tls>,
-    prove: bool,
 ) -> std::result::Result<Channel, DialError> {
     let timeout = until.saturating_duration_since(Instant::now());
     let (ep, transport) = endpoint_for(addr, cfg, tls)?;
@@ -232,9 +226,7 @@ async fn dial(
     // merely accepts) is there.
     let connected = async {
         let ch = connect.await?;
-        if prove {
-            probe(ch.clone()).await?;
-        }
+        probe(ch.clone()).await?;
         Ok::<_, String>(ch)
     };
     match tokio::time::timeout_at(until.into(), connected).await {
