@@ -8,7 +8,7 @@ the same is measured: their ticks are claimed one stagger late by the next
 ranked. Prints a table and writes target/bench_fleet.json. A benchmark, not
 a test: it reports, it never fails because the machine is slow.
 
-Usage: tests/bench_fleet.py [--daemons 10,50,200] [--jobs J] [--seconds S]
+Usage: tests/bench_fleet.py [--daemons 10,50,200] [--jobs 1,4] [--seconds S]
                             [--stopped-seconds S]
 """
 import argparse, base64, json, os, signal, statistics, subprocess, sys, time
@@ -22,20 +22,29 @@ WRITES = ("Txn", "Put", "DeleteRange", "LeaseGrant", "LeaseRevoke", "Compact")
 STAGGER_MS = 250
 
 
-def score(node, job, tick):
-    """The rank hash of docs/cron.md: FNV-1a 64 over `node\\0job\\0tick`,
-    then the splitmix64 finalizer."""
+GROUP_JOBS = 8
+
+
+def fnv_mix(data):
+    """FNV-1a 64 over `data`, then the splitmix64 finalizer."""
     m = (1 << 64) - 1
     h = 0xCBF29CE484222325
-    for b in f"{node}\0{job}\0{tick}".encode():
+    for b in data:
         h = ((h ^ b) * 0x100000001B3) & m
     h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & m
     h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & m
     return h ^ (h >> 31)
 
 
-def first_ranked(nodes, job, tick):
-    return min(nodes, key=lambda n: (score(n, job, tick), n))
+def group_key(job, n_jobs):
+    """The claim group of docs/cron.md: `g/G`, G = ceil(jobs / 8)."""
+    groups = max(1, -(-n_jobs // GROUP_JOBS))
+    return f"{fnv_mix(job.encode()) % groups}/{groups}"
+
+
+def first_ranked(nodes, job, tick, n_jobs):
+    key = group_key(job, n_jobs)
+    return min(nodes, key=lambda n: (fnv_mix(f"{n}\0{key}\0{tick}".encode()), n))
 
 
 def handled(etcd):
@@ -171,7 +180,7 @@ def one_fleet(d, n_jobs, seconds, stopped_seconds, logdir):
         t = soon
         while len(stopped) < k:
             for j in jobs:
-                f = first_ranked(nodes, j, t)
+                f = first_ranked(nodes, j, t, len(jobs))
                 if f not in stopped and len(stopped) < k:
                     stopped.append(f)
             t += 1
@@ -179,7 +188,7 @@ def one_fleet(d, n_jobs, seconds, stopped_seconds, logdir):
             procs[nodes.index(n)].send_signal(signal.SIGSTOP)
         stopped_set = set(stopped)
         degraded = window(etcd, jobs, stopped_seconds,
-                          only=lambda j, t: first_ranked(nodes, j, t) in stopped_set)
+                          only=lambda j, t: first_ranked(nodes, j, t, len(jobs)) in stopped_set)
         for n in stopped:
             procs[nodes.index(n)].send_signal(signal.SIGCONT)
         return {"daemons": d, "jobs": n_jobs, "rss_total_kib": rss,
@@ -200,7 +209,7 @@ def one_fleet(d, n_jobs, seconds, stopped_seconds, logdir):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--daemons", default="10,50,200")
-    ap.add_argument("--jobs", type=int, default=4)
+    ap.add_argument("--jobs", default="1,4")
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--stopped-seconds", type=int, default=20)
     a = ap.parse_args()
@@ -208,10 +217,11 @@ def main():
     os.makedirs(logdir, exist_ok=True)
     rows = []
     for d in [int(x) for x in a.daemons.split(",")]:
-        print(f"bench-fleet: {d} daemons, {a.jobs} jobs ...", flush=True)
-        rows.append(one_fleet(d, a.jobs, a.seconds, a.stopped_seconds, logdir))
-    hdr = ("D", "phase", "ticks", "runs/tick", "writes/tick", "txn/tick", "reads/tick",
-           "late p50", "late p99", "late max", "stopped-first: n, p50, max")
+        for j in [int(x) for x in a.jobs.split(",")]:
+            print(f"bench-fleet: {d} daemons, {j} jobs ...", flush=True)
+            rows.append(one_fleet(d, j, a.seconds, a.stopped_seconds, logdir))
+    hdr = ("D", "J", "phase", "job-ticks", "runs/tick", "writes/tick", "txn/tick",
+           "reads/tick", "late p50", "late p99", "late max", "stopped-first: n, p50, max")
     print(" | ".join(hdr))
     for r in rows:
         for phase in ("healthy", "degraded"):
@@ -219,11 +229,11 @@ def main():
             sf = w["stopped_first"]
             extra = f'{sf["ticks"]}, {sf["late_p50_ms"]}, {sf["late_max_ms"]} ms' if sf else ""
             name = phase if phase == "healthy" else f'{r["stopped"]} stopped'
-            print(f'{r["daemons"]} | {name} | {w["ticks"]} | {w["runs_per_tick"]:.3f} | '
+            print(f'{r["daemons"]} | {r["jobs"]} | {name} | {w["ticks"]} | {w["runs_per_tick"]:.3f} | '
                   f'{w["writes_per_tick"]:.2f} | {w["txn_per_tick"]:.2f} | '
                   f'{w["reads_per_tick"]:.2f} | {w["late_p50_ms"]} | {w["late_p99_ms"]} | '
                   f'{w["late_max_ms"]} | {extra}')
-        print(f'{r["daemons"]} | rss {r["rss_per_daemon_kib"]} KiB per daemon, '
+        print(f'{r["daemons"]} | {r["jobs"]} | rss {r["rss_per_daemon_kib"]} KiB per daemon, '
               f'{r["rss_total_kib"] // 1024} MiB in all')
     out = os.path.join(ROOT, "target", "bench_fleet.json")
     with open(out, "w") as f:

@@ -1,6 +1,7 @@
 //! The fleet cost of `conchd` against a real etcd: one claim transaction
-//! per tick however many daemons run (counted by etcd's own `/metrics`), a
-//! stopped first-ranked daemon costing one stagger, and placement.
+//! per tick however many daemons run (counted by etcd's own `/metrics`),
+//! one claim and one result request for the jobs of a group due together,
+//! a stopped first-ranked daemon costing one stagger, and placement.
 
 mod common;
 
@@ -20,10 +21,10 @@ const LONG: Duration = Duration::from_secs(60);
 const STAGGER_MS: i64 = 250;
 
 /// The rank hash as docs/cron.md writes it down (FNV-1a 64 over
-/// `node 0x00 job 0x00 tick`, then the splitmix64 finalizer), written out
-/// again here: a fleet of mixed versions relies on it staying this.
-fn score(node: &str, job: &str, tick: i64) -> u64 {
-    let bytes = format!("{node}\0{job}\0{tick}");
+/// `node 0x00 group 0x00 tick`, then the splitmix64 finalizer), written
+/// out again here: a fleet of mixed versions relies on it staying this.
+fn score(node: &str, group: &str, tick: i64) -> u64 {
+    let bytes = format!("{node}\0{group}\0{tick}");
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
@@ -33,11 +34,13 @@ fn score(node: &str, job: &str, tick: i64) -> u64 {
     h ^ (h >> 31)
 }
 
-fn first_ranked<'a>(nodes: &[&'a str], job: &str, tick: i64) -> &'a str {
+/// The first-ranked daemon for a tick of the fleet's only job: with at
+/// most eight jobs there is one claim group, `0/1`.
+fn first_ranked<'a>(nodes: &[&'a str], tick: i64) -> &'a str {
     nodes
         .iter()
         .copied()
-        .min_by_key(|n| (score(n, job, tick), *n))
+        .min_by_key(|n| (score(n, "0/1", tick), *n))
         .expect("nodes")
 }
 
@@ -218,7 +221,7 @@ fn five_daemons_send_one_claim_per_tick_and_a_stopped_first_costs_its_stagger() 
     let its_ticks = || {
         results(&c, &p, "every")
             .into_iter()
-            .filter(|(t, _)| *t > stopped && first_ranked(&nodes, "every", *t) == "n1")
+            .filter(|(t, _)| *t > stopped && first_ranked(&nodes, *t) == "n1")
             .collect::<Vec<_>>()
     };
     wait_for("a tick the stopped daemon ranked first", LONG, || {
@@ -236,6 +239,58 @@ fn five_daemons_send_one_claim_per_tick_and_a_stopped_first_costs_its_stagger() 
         assert_eq!(common::term(c, LONG).code(), Some(0));
     }
     each_tick_once(&c, &p, "every", &d);
+}
+
+#[test]
+fn four_jobs_due_together_cost_two_requests_per_tick_not_two_per_job() {
+    let etcd = OwnEtcd::start("group-etcd");
+    let c = etcd.client();
+    let (p, d) = (unique_prefix("group"), scratch_dir("group"));
+    let mut ds: Vec<Child> = ["g1", "g2", "g3", "g4", "g5"]
+        .iter()
+        .map(|n| daemon(&etcd.endpoint, &p, n, &[], &d))
+        .collect();
+    let jobs = ["j1", "j2", "j3", "j4"];
+    let dirs: Vec<_> = jobs
+        .iter()
+        .map(|j| scratch_dir(&format!("group-{j}")))
+        .collect();
+    for (j, dj) in jobs.iter().zip(&dirs) {
+        add(&c, &p, j, &[], dj);
+    }
+    let fired = || -> usize {
+        jobs.iter()
+            .map(|j| ticks(&c, &p, TickKind::Fire, j).len())
+            .sum()
+    };
+    wait_for("a warm fleet", LONG, || {
+        jobs.iter().all(|j| results(&c, &p, j).len() >= 2)
+    });
+    let before = etcd.handled();
+    let from = fired();
+    wait_for("six more ticks of each job", LONG, || fired() >= from + 24);
+    let after = etcd.handled();
+    let n = (fired() - from) as f64;
+    let txns = (after.get("Txn").unwrap_or(&0) - before.get("Txn").unwrap_or(&0)) as f64;
+    eprintln!(
+        "four jobs: {n} job-ticks, {txns} txns ({:.2} per job-tick)",
+        txns / n
+    );
+    // One claim request and one result request per tick for the four;
+    // sent one job at a time it was two per job and tick.
+    assert!(
+        txns <= 0.75 * n + 2.0,
+        "{txns} txns for {n} job-ticks: not batched"
+    );
+    for m in ["Put", "DeleteRange", "LeaseGrant"] {
+        assert_eq!(after.get(m), before.get(m), "{m}: writes beyond the txns");
+    }
+    for c in &mut ds {
+        assert_eq!(common::term(c, LONG).code(), Some(0));
+    }
+    for (j, dj) in jobs.iter().zip(&dirs) {
+        each_tick_once(&c, &p, j, dj);
+    }
 }
 
 #[test]

@@ -406,3 +406,38 @@ fn a_tick_whose_daemon_died_is_recorded_zombie_once_and_its_hook_runs_on_a_survi
         .unwrap_or_default();
     assert!(row.contains("zombie"), "cron ls row: {row:?}");
 }
+
+#[test]
+fn a_run_trims_the_history_to_keep() {
+    let p = unique_prefix("trim");
+    let d = scratch_dir("trim");
+    let mut j = job("0 0 1 1 *", "true");
+    j.keep = 3;
+    put_job(&p, "job", &j);
+    // Five ticks two hours and more back, past the hour in which a lagging
+    // daemon may still claim, and a young one.
+    let s = Schema::new(&p);
+    let old: Vec<i64> = (0..5).map(|i| now_s() - 7200 - 60 * i).collect();
+    let young = now_s() - 600;
+    for t in old.iter().chain([&young]) {
+        for kind in [TickKind::Fire, TickKind::Result] {
+            client()
+                .put(s.cron_tick_key(kind, "job", *t), "{}", 0)
+                .expect("put");
+        }
+    }
+    let mut a = daemon(&p, "a", &d);
+    wait_for("serving", LONG, || serving(&d, "a"));
+    let o = cron_run(&p, &["job", "--wait"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    wait_for("trimmed", LONG, || {
+        ticks(&p, TickKind::Result, "job").len() == 3
+    });
+    assert_eq!(term(&mut a).code(), Some(0));
+    // The three newest stay: the newest old tick, the young one, the run's.
+    for kind in [TickKind::Fire, TickKind::Result] {
+        let left: Vec<i64> = ticks(&p, kind, "job").into_keys().collect();
+        assert_eq!(left.len(), 3, "{kind:?}: {left:?}");
+        assert_eq!(left[..2], [old[0], young], "{kind:?}: {left:?}");
+    }
+}

@@ -165,6 +165,28 @@ fn compare_over_a_range_holds_only_while_the_range_is_empty() {
 }
 
 #[test]
+fn range_newest_first_with_a_limit_gives_the_last_keys_and_the_whole_count() {
+    let c = client();
+    let p = unique_prefix("newest");
+    for k in ["b", "d", "a", "c"] {
+        c.put(format!("{p}/{k}"), format!("value {k}"), 0)
+            .expect("put");
+    }
+    let mut r = Range::prefix(format!("{p}/"));
+    r.newest_first = true;
+    r.limit = 2;
+    r.keys_only = true;
+    let got = c.range(r).expect("range");
+    let keys: Vec<_> = got.kvs.iter().map(|kv| kv.key.clone()).collect();
+    assert_eq!(
+        keys,
+        [format!("{p}/d").into_bytes(), format!("{p}/c").into_bytes()]
+    );
+    assert!(got.kvs.iter().all(|kv| kv.value.is_empty()), "keys only");
+    assert_eq!(got.count, 4, "the count ignores the limit");
+}
+
+#[test]
 fn range_sorts_by_create_revision_and_counts() {
     let c = client();
     let p = unique_prefix("sort");

@@ -40,6 +40,8 @@ pub(super) fn range_req(r: Range) -> rpc::RangeRequest {
     use rpc::range_request::{SortOrder, SortTarget};
     let (order, target) = if r.by_create {
         (SortOrder::Ascend, SortTarget::Create)
+    } else if r.newest_first {
+        (SortOrder::Descend, SortTarget::Key)
     } else {
         (SortOrder::None, SortTarget::Key)
     };
@@ -51,6 +53,7 @@ pub(super) fn range_req(r: Range) -> rpc::RangeRequest {
         sort_order: order as i32,
         sort_target: target as i32,
         count_only: r.count_only,
+        keys_only: r.keys_only,
         ..Default::default()
     }
 }

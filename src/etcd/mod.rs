@@ -109,6 +109,10 @@ pub struct Range {
     pub by_create: bool,
     /// 0 means no limit.
     pub limit: i64,
+    /// Descending by key (with `limit`: the last keys of the range).
+    pub newest_first: bool,
+    /// Keys and revisions without values.
+    pub keys_only: bool,
 }
 
 impl Range {

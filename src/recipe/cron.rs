@@ -5,8 +5,10 @@
 //! good, so a lost lease is re-granted and the run markers put back on it.
 //!
 //! This file holds the state and the event dispatch; the ideas live beside
-//! it: jobs and ticks (`cron_jobs.rs`), the claim (`cron_claim.rs`), results
-//! and trimming (`cron_results.rs`), the daemon's lease (`cron_lease.rs`).
+//! it: jobs and ticks (`cron_jobs.rs`), the claim (`cron_claim.rs`), who
+//! claims (`cron_rank.rs`), requests sent together (`cron_batch.rs`),
+//! results and trimming (`cron_results.rs`), the daemon's lease
+//! (`cron_lease.rs`), stopping (`cron_stop.rs`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -107,11 +109,18 @@ pub struct Cron {
     session: Session,
     jobs: BTreeMap<String, JobState>,
     runs: BTreeMap<Tag, Run>,
-    /// Claims (and cleanups) in flight, in the order they were sent.
-    claims: VecDeque<Pending>,
+    /// Claims (and cleanups) in flight, in the order they were sent: one
+    /// request each, or several batched into one (`flush_claims`).
+    claims: VecDeque<Vec<Pending>>,
+    /// Claims of this step, sent together at its end.
+    outbox: Vec<(Txn, Pending)>,
     /// Claims waiting to be sent again, with when.
     retries: Vec<(Duration, Pending)>,
-    finishes: VecDeque<Finish>,
+    /// Results in flight: one request each, or several batched into one.
+    finishes: VecDeque<Vec<Finish>>,
+    /// Results held to go with the others of this daemon, and since when.
+    ended: Vec<Finish>,
+    ended_since: Option<Duration>,
     /// Results etcd did not take, with when to try again.
     unrecorded: Vec<(Duration, Finish)>,
     shutting_down: Option<i32>,
@@ -141,6 +150,9 @@ pub struct Cron {
     turns: BTreeMap<String, ((i64, i64), Option<i64>)>,
     /// The node set changed since the turns were computed.
     nodes_changed: bool,
+    /// The number of jobs when the turns were computed (it sets the claim
+    /// groups, cron_rank.rs).
+    turns_jobs: usize,
     /// Gone daemons whose run markers are being read, in the order asked.
     zombie_reads: VecDeque<String>,
     /// Zombie records sent: (job, tick, the gone daemon).
@@ -158,10 +170,13 @@ impl Cron {
             jobs: BTreeMap::new(),
             runs: BTreeMap::new(),
             claims: VecDeque::new(),
+            outbox: Vec::new(),
             retries: Vec::new(),
             grant_attempts: 0,
             grant_at: None,
             finishes: VecDeque::new(),
+            ended: Vec::new(),
+            ended_since: None,
             unrecorded: Vec::new(),
             shutting_down: None,
             seen_ms: i64::MIN,
@@ -173,6 +188,7 @@ impl Cron {
             checks: VecDeque::new(),
             turns: BTreeMap::new(),
             nodes_changed: false,
+            turns_jobs: 0,
             zombie_reads: VecDeque::new(),
             zombie_txns: VecDeque::new(),
         }
@@ -214,81 +230,6 @@ impl Cron {
 
     fn free_tag(&self) -> Option<Tag> {
         (1..=Tag::MAX).find(|t| !self.runs.contains_key(t))
-    }
-
-    fn on_signal(&mut self, sig: i32, now: Duration, out: &mut Vec<Action>) {
-        if !signal::is_fatal(sig) {
-            for run in self.runs.values_mut() {
-                if run.child.is_running() {
-                    out.push(Action::SignalChild(run.child.tag(), sig));
-                }
-            }
-            return;
-        }
-        if self.shutting_down.is_none() {
-            Self::log(
-                out,
-                Level::Info,
-                format!(
-                    "signal {sig}: claiming nothing more; stopping {} run(s)",
-                    self.runs.len()
-                ),
-            );
-        }
-        self.shutting_down = Some(sig);
-        self.stop_runs(sig, now, out);
-    }
-
-    fn stop_runs(&mut self, sig: i32, now: Duration, out: &mut Vec<Action>) {
-        for run in self.runs.values_mut() {
-            // The daemon's own --kill-after bounds the grace of a shutdown.
-            run.child
-                .stop(sig, now, Some(now + self.cfg.kill_after), out);
-        }
-        self.maybe_exit(out);
-    }
-
-    /// etcd refused us for good (permissions, credentials): retrying would
-    /// only spin. Stop like on SIGTERM, then exit 69.
-    fn refused(&mut self, e: &Error, now: Duration, out: &mut Vec<Action>) {
-        Self::log(
-            out,
-            Level::Error,
-            format!("etcd refused the daemon: {e}; stopping"),
-        );
-        self.exit_code = crate::kit::exit::EXIT_UNAVAILABLE;
-        self.shutting_down.get_or_insert(15);
-        self.stop_runs(15, now, out);
-    }
-
-    fn on_read_error(&mut self, e: &Error, now: Duration, out: &mut Vec<Action>) {
-        if e.is_unavailable() {
-            self.session.start_reconnect(e, now, out);
-        } else {
-            self.refused(e, now, out);
-        }
-    }
-
-    fn maybe_exit(&mut self, out: &mut Vec<Action>) {
-        if self.shutting_down.is_none()
-            || !self.runs.is_empty()
-            || !self.finishes.is_empty()
-            || !self.unrecorded.is_empty()
-        {
-            return;
-        }
-        if matches!(self.state, State::ExpectRevoke | State::Done) {
-            return;
-        }
-        out.push(Action::Unwatch(WATCH_JOBS));
-        out.push(Action::Unwatch(WATCH_MANUAL));
-        out.push(Action::Unwatch(WATCH_NODES));
-        if self.session.revoke(out) {
-            self.state = State::ExpectRevoke;
-        } else {
-            self.state = State::Done;
-            out.push(Action::Exit(self.exit_code));
-        }
     }
 
     fn run_by_tag(&mut self, tag: Tag) -> Option<&mut Run> {
@@ -442,6 +383,9 @@ impl Machine for Cron {
             | Input::Timer => {}
         }
         self.on_time(now, &mut out);
+        // After every input, every request it made: the claims of one step
+        // go out together.
+        self.flush_claims(&mut out);
         out
     }
 
@@ -454,6 +398,8 @@ impl Machine for Cron {
     }
 }
 
+#[path = "cron_batch.rs"]
+mod batch;
 #[path = "cron_catchup.rs"]
 mod catchup;
 #[path = "cron_claim.rs"]
@@ -474,11 +420,14 @@ pub mod rank;
 mod results;
 #[path = "cron_stats.rs"]
 pub mod stats;
+#[path = "cron_stop.rs"]
+mod stop;
 #[path = "cron_time.rs"]
 mod time;
 #[path = "cron_zombie.rs"]
 mod zombie;
 
+use batch::FINISH_HOLD;
 use claim::Pending;
 use results::Finish;
 pub use results::SKEW_BOUND_SECS;

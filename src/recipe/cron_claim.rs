@@ -193,8 +193,7 @@ impl Cron {
                 if p.leases.last() != Some(&lease) {
                     p.leases.push(lease);
                 }
-                out.push(Action::Txn(CLAIM, txn));
-                self.claims.push_back(p);
+                self.outbox.push((txn, p));
             }
             Phase::Cleanup => {
                 // Markers on earlier leases went with them; only the current
@@ -203,19 +202,16 @@ impl Cron {
                     return;
                 };
                 let run = self.cfg.schema.cron_tick_key(TickKind::Run, &name, p.tick);
-                out.push(Action::Txn(
-                    CLAIM,
-                    Txn {
-                        compare: vec![Compare::key(
-                            run.clone(),
-                            CmpOp::Equal,
-                            Target::Lease(lease),
-                        )],
-                        success: vec![Op::delete(run)],
-                        failure: vec![],
-                    },
-                ));
-                self.claims.push_back(p);
+                let txn = Txn {
+                    compare: vec![Compare::key(
+                        run.clone(),
+                        CmpOp::Equal,
+                        Target::Lease(lease),
+                    )],
+                    success: vec![Op::delete(run)],
+                    failure: vec![],
+                };
+                self.outbox.push((txn, p));
             }
         }
     }
@@ -237,9 +233,21 @@ impl Cron {
         now: Duration,
         out: &mut Vec<Action>,
     ) {
-        let Some(mut p) = self.claims.pop_front() else {
+        let Some(batch) = self.claims.pop_front() else {
             return;
         };
+        for (p, r) in batch::answers(batch, &r, "claim") {
+            self.on_claim_of(p, r, now, out);
+        }
+    }
+
+    fn on_claim_of(
+        &mut self,
+        mut p: Pending,
+        r: Result<TxnResult, Error>,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
         let when = fmt_rfc3339_utc(p.tick);
         let name = p.name.clone();
         if p.phase == Phase::Cleanup {

@@ -51,6 +51,8 @@ impl Cron {
     pub(super) fn claiming(&self, name: &str, tick: i64) -> bool {
         self.claims
             .iter()
+            .flatten()
+            .chain(self.outbox.iter().map(|(_, p)| p))
             .chain(self.retries.iter().map(|(_, p)| p))
             .any(|p| p.name == name && p.tick == tick && p.phase == Phase::Claim)
     }

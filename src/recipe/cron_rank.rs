@@ -37,12 +37,15 @@ const LOOKAHEAD: usize = 256;
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
-/// The rendezvous score of `node` for the tick `tick` of `job`.
-pub fn score(node: &str, job: &str, tick: i64) -> u64 {
-    let tick = tick.to_string();
-    let parts: [&[u8]; 5] = [node.as_bytes(), &[0], job.as_bytes(), &[0], tick.as_bytes()];
+/// Jobs per claim group: the jobs of one group that are due at the same
+/// tick rank the daemons alike, so one daemon claims them in one request
+/// and records their results in one more. Eight keeps a tick's load spread
+/// over the fleet when hundreds of jobs share a minute.
+pub const GROUP_JOBS: usize = 8;
+
+fn hash(parts: &[&[u8]]) -> u64 {
     let mut h = FNV_OFFSET;
-    for b in parts.into_iter().flatten() {
+    for b in parts.iter().copied().flatten() {
         h ^= u64::from(*b);
         h = h.wrapping_mul(FNV_PRIME);
     }
@@ -51,6 +54,23 @@ pub fn score(node: &str, job: &str, tick: i64) -> u64 {
     h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     h ^ (h >> 31)
+}
+
+/// The rendezvous score of `node` for the tick `tick` of the group (or
+/// job) `key`.
+pub fn score(node: &str, key: &str, tick: i64) -> u64 {
+    let tick = tick.to_string();
+    hash(&[node.as_bytes(), &[0], key.as_bytes(), &[0], tick.as_bytes()])
+}
+
+/// What the daemons are ranked by for `job` when the fleet has `jobs`
+/// jobs: its claim group, `g/G` in decimal, with G = ⌈jobs / GROUP_JOBS⌉
+/// and g the hash of the job name mod G. A daemon that counts one job
+/// more or less than another for a moment may rank differently: that
+/// costs a failed claim, never a second run.
+pub fn rank_key(job: &str, jobs: usize) -> String {
+    let groups = jobs.div_ceil(GROUP_JOBS).max(1) as u64;
+    format!("{}/{groups}", hash(&[job.as_bytes()]) % groups)
 }
 
 /// The rank of `me` among `me` and `others` for (job, tick): how many of
@@ -89,7 +109,8 @@ impl Cron {
             .iter()
             .filter(|(_, n)| n.matches(placement))
             .map(|(id, _)| id.as_str());
-        Some(rank(&self.cfg.node, others, name, tick))
+        let key = rank_key(name, self.jobs.len());
+        Some(rank(&self.cfg.node, others, &key, tick))
     }
 
     /// The wall ms of this daemon's turn at `tick` of a job, if it has one.
@@ -128,7 +149,9 @@ impl Cron {
     /// Computes the turns of next ticks that changed, and of every job
     /// when the node set did: O(daemons) per job and tick.
     pub(super) fn refresh_turns(&mut self) {
-        let all = std::mem::take(&mut self.nodes_changed);
+        // The number of jobs sets the claim groups: a change regroups all.
+        let regrouped = std::mem::replace(&mut self.turns_jobs, self.jobs.len()) != self.jobs.len();
+        let all = std::mem::take(&mut self.nodes_changed) || regrouped;
         let mut turns = std::mem::take(&mut self.turns);
         turns.retain(|name, _| self.jobs.contains_key(name));
         for (name, js) in &self.jobs {
@@ -275,6 +298,17 @@ mod tests {
         };
         assert_eq!(score("n1", "backup", 60), mix(fnv(b"n1\x00backup\x0060")));
         assert_eq!(score("n1", "backup", 60), 11_629_934_003_740_322_493);
+    }
+
+    #[test]
+    fn the_claim_groups_are_the_documented_ones() {
+        // Pinned like the hash (the same values from tests/bench_fleet.py).
+        let keys: Vec<String> = (0..6).map(|i| rank_key(&format!("j{i}"), 20)).collect();
+        assert_eq!(keys, ["0/3", "2/3", "0/3", "2/3", "1/3", "0/3"]);
+        assert_eq!(rank_key("backup", 9), "1/2");
+        // Up to eight jobs: one group, whatever their names.
+        assert!(["a", "b", "backup"].iter().all(|j| rank_key(j, 8) == "0/1"));
+        assert_eq!(rank_key("a", 0), "0/1");
     }
 
     #[test]

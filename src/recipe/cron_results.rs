@@ -17,6 +17,12 @@ const RESULT_RETRY_CAP: Duration = Duration::from_secs(10);
 /// Attempts while shutting down, so a daemon whose etcd is gone still exits.
 const RESULT_ATTEMPTS_AT_EXIT: u32 = 5;
 
+/// A job's history is trimmed by the run of the last of its ticks in each
+/// window of this many seconds (every run of a job whose ticks are further
+/// apart): a job ticking every second costs one trim a minute, not one per
+/// tick, and its history outgrows `--keep` by less than a window.
+pub(super) const TRIM_WINDOW_SECS: i64 = 64;
+
 /// A result being written: the transaction, kept for a retry.
 #[derive(Debug, Clone)]
 pub(super) struct Finish {
@@ -26,18 +32,23 @@ pub(super) struct Finish {
     pub attempts: u32,
 }
 
-/// The ticks of a history to delete: those older than the `keep` newest,
-/// except the ones young enough for a lagging daemon to claim. Returns the
-/// first tick to keep, or `None` when nothing goes.
-pub(super) fn trim_cut(ticks: &[i64], keep: usize, now_s: i64) -> Option<i64> {
-    let mut sorted = ticks.to_vec();
-    sorted.sort_unstable();
-    if sorted.len() <= keep {
+/// Whether the run of `tick` trims its job's history: the last tick of
+/// its trim window does, and the last tick of all.
+pub(super) fn trims_at(tick: i64, next: Option<i64>) -> bool {
+    next.is_none_or(|n| n.div_euclid(TRIM_WINDOW_SECS) != tick.div_euclid(TRIM_WINDOW_SECS))
+}
+
+/// Where to cut a history of `count` ticks whose newest ones (at least
+/// `keep` of them, if there are that many) are `newest_first`: below the
+/// `keep`-th newest, but never within the skew bound, where a lagging
+/// daemon could still claim a tick. `None` when nothing goes.
+pub(super) fn trim_cut(newest_first: &[i64], count: usize, keep: usize, now_s: i64) -> Option<i64> {
+    let keep = keep.max(1);
+    if count <= keep {
         return None;
     }
-    let newest_kept = sorted[sorted.len() - keep.max(1)];
-    let cut = newest_kept.min(now_s - SKEW_BOUND_SECS - MAX_GRACE_SECS);
-    (sorted.first().is_some_and(|oldest| *oldest < cut)).then_some(cut)
+    let newest_kept = *newest_first.get(keep - 1)?;
+    Some(newest_kept.min(now_s - SKEW_BOUND_SECS - MAX_GRACE_SECS))
 }
 
 impl Cron {
@@ -81,35 +92,46 @@ impl Cron {
         let s = &self.cfg.schema;
         // Idempotent (a put and a delete), so a failed write is simply sent
         // again: a finished run must not turn into a zombie.
+        let mut success = vec![
+            Op::put(
+                s.cron_tick_key(TickKind::Result, &run.name, run.tick),
+                result.to_json(),
+                0,
+            ),
+            Op::delete(s.cron_tick_key(TickKind::Run, &run.name, run.tick)),
+        ];
+        let next = self
+            .jobs
+            .get(&run.name)
+            .and_then(|js| next_tick(&js.schedule, &js.zone, run.tick));
+        if trims_at(run.tick, next) {
+            // The newest `keep` ticks' keys, and how many there are.
+            let mut newest = Range::prefix(s.cron_tick_dir(TickKind::Fire, &run.name));
+            newest.limit = i64::from(run.keep.max(1));
+            newest.newest_first = true;
+            newest.keys_only = true;
+            success.push(Op::Get(newest));
+        }
         let txn = Txn {
             compare: vec![],
-            success: vec![
-                Op::put(
-                    s.cron_tick_key(TickKind::Result, &run.name, run.tick),
-                    result.to_json(),
-                    0,
-                ),
-                Op::delete(s.cron_tick_key(TickKind::Run, &run.name, run.tick)),
-                Op::Get(Range::prefix(s.cron_tick_dir(TickKind::Fire, &run.name))),
-            ],
+            success,
             failure: vec![],
         };
-        self.send_finish(
-            Finish {
-                name: run.name.clone(),
-                keep: run.keep,
-                txn,
-                attempts: 0,
-            },
-            out,
-        );
+        let f = Finish {
+            name: run.name.clone(),
+            keep: run.keep,
+            txn,
+            attempts: 0,
+        };
+        self.ended.push(f);
+        self.ended_since.get_or_insert(now);
         self.start_hook(&run, outcome, now, out);
     }
 
     pub(super) fn send_finish(&mut self, mut f: Finish, out: &mut Vec<Action>) {
         f.attempts += 1;
         out.push(Action::Txn(FINISH, f.txn.clone()));
-        self.finishes.push_back(f);
+        self.finishes.push_back(vec![f]);
     }
 
     /// Sends the results whose pause is over.
@@ -131,9 +153,21 @@ impl Cron {
         now: Duration,
         out: &mut Vec<Action>,
     ) {
-        let Some(f) = self.finishes.pop_front() else {
+        let Some(batch) = self.finishes.pop_front() else {
             return;
         };
+        for (f, r) in batch::answers(batch, &r, "finish") {
+            self.on_finished_of(f, r, now, out);
+        }
+    }
+
+    fn on_finished_of(
+        &mut self,
+        f: Finish,
+        r: Result<TxnResult, Error>,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
         let (name, keep) = (f.name.clone(), f.keep);
         let t = match r {
             Ok(t) => t,
@@ -169,13 +203,15 @@ impl Cron {
         };
         let Some(fires) = t.range(2) else { return };
         let dir = self.cfg.schema.cron_tick_dir(TickKind::Fire, &name);
-        let ticks: Vec<i64> = fires
+        let mut newest: Vec<i64> = fires
             .kvs
             .iter()
             .filter_map(|kv| Schema::leaf(&dir, &kv.key).and_then(parse_tick))
             .collect();
+        newest.sort_unstable_by(|a, b| b.cmp(a));
         let now_s = self.wall_ms(now).div_euclid(1000);
-        let Some(cut) = trim_cut(&ticks, keep as usize, now_s) else {
+        let count = usize::try_from(fires.count).unwrap_or(0);
+        let Some(cut) = trim_cut(&newest, count, keep as usize, now_s) else {
             return;
         };
         let s = &self.cfg.schema;

@@ -217,13 +217,14 @@ fn delete_event(name: &str, revision: i64) -> Input {
     Input::Watch(WATCH_JOBS, Ok(WatchEvent::Events { revision, events }))
 }
 
-/// The claim txns among `acts`.
+/// The claim txns among `acts`, those batched into one request included.
 fn claims(acts: &[Action]) -> Vec<&Txn> {
     acts.iter()
         .filter_map(|a| match a {
             Action::Txn(CLAIM, t) => Some(t),
             _ => None,
         })
+        .flat_map(batch::unbatch)
         .collect()
 }
 
@@ -532,6 +533,8 @@ fn overlap_allow_claims_without_the_run_guard_and_without_a_nested_skip() {
     );
 }
 
+#[path = "cron_tests_batch.rs"]
+mod batch;
 #[path = "cron_tests_claim.rs"]
 mod claim;
 #[path = "cron_tests_faults.rs"]

@@ -43,16 +43,32 @@ fn a_won_claim_runs_the_job_records_its_exit_and_trims_the_history() {
                 0
             ),
             Op::delete(tick_key(TickKind::Run, "backup", tick)),
-            Op::Get(Range::prefix(
-                schema().cron_tick_dir(TickKind::Fire, "backup")
-            )),
-        ]
+        ],
+        "the next tick is in the same trim window: no read, no trim"
     );
+}
+
+#[test]
+fn the_last_run_of_a_trim_window_reads_the_newest_keep_and_trims_below() {
+    let mut j = job("@every 1m");
+    j.keep = 3;
+    let mut h = Harness::serving(cfg(), &[("backup", &j)]);
+    // T0 is a multiple of 64: T0+60 and T0+120 lie in different windows.
+    let tick = T0 + 60;
+    let tag = h.win(S(60), 77);
+    h.step(Input::ChildExited(tag, ChildStatus::Exited(0)), S(61));
+    let (t, _) = the_finish(&h.step(Input::ChildrenGone(tag), S(61)));
+    let mut newest = Range::prefix(schema().cron_tick_dir(TickKind::Fire, "backup"));
+    newest.limit = 3;
+    newest.newest_first = true;
+    newest.keys_only = true;
+    assert_eq!(t.success.len(), 3);
+    assert_eq!(t.success[2], Op::Get(newest));
 
     // Old enough that no daemon within the skew bound could claim them.
     let old = T0 - SKEW_BOUND_SECS - 100;
     let ticks = [old - 30, old - 20, old - 10, T0, tick];
-    let acts = h.step(finished(80, "backup", &ticks), S(13));
+    let acts = h.step(finished(80, "backup", &ticks), S(62));
     let cut = |k| Op::Delete {
         key: schema().cron_tick_dir(k, "backup").into_bytes(),
         range_end: tick_key(k, "backup", old - 10).into_bytes(),

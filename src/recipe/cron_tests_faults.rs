@@ -257,14 +257,22 @@ fn blocking_calls_end_by_half_a_second_after_the_next_tick() {
 
 #[test]
 fn trimming_keeps_every_tick_within_the_skew_bound() {
+    use super::results::trim_cut;
     let now = T0;
-    let recent: Vec<i64> = (0..10).map(|i| now - i).collect();
-    assert_eq!(super::results::trim_cut(&recent, 1, now), None, "--keep 1");
     let bound = now - SKEW_BOUND_SECS - MAX_GRACE_SECS;
-    let mixed = [bound - 20, bound - 10, bound, now - 5, now];
-    assert_eq!(super::results::trim_cut(&mixed, 1, now), Some(bound));
-    assert_eq!(super::results::trim_cut(&mixed, 4, now), Some(bound - 10));
-    assert_eq!(super::results::trim_cut(&mixed, 5, now), None);
+    // Newest first, as the finish reads them.
+    let recent: Vec<i64> = (0..10).map(|i| now - i).collect();
+    assert_eq!(
+        trim_cut(&recent, 10, 1, now),
+        Some(bound),
+        "--keep 1: none of them"
+    );
+    let mixed = [now, now - 5, bound, bound - 10, bound - 20];
+    assert_eq!(trim_cut(&mixed, 5, 1, now), Some(bound));
+    assert_eq!(trim_cut(&mixed, 5, 4, now), Some(bound - 10));
+    assert_eq!(trim_cut(&mixed, 5, 5, now), None);
+    // Only the newest `keep` are read; the count says how many there are.
+    assert_eq!(trim_cut(&mixed[..4], 900, 4, now), Some(bound - 10));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! unclaimed; daemons outside the job's placement never.
 
 use super::*;
-use crate::recipe::cron::rank::{rank, STAGGER_MS};
+use crate::recipe::cron::rank::{rank, rank_key, STAGGER_MS};
 
 /// The daemons `ids` (with `labels`) as seen on the node watch.
 fn nodes_seen(ids: &[&str], labels: &[(&str, &str)], revision: i64) -> Input {
@@ -38,7 +38,7 @@ fn peers_ranking_us(want: usize, job: &str, tick: i64) -> [String; 2] {
     for a in &names {
         for b in &names {
             let set = [NODE, a.as_str(), b.as_str()];
-            if a != b && rank(NODE, set.into_iter(), job, tick) == want {
+            if a != b && rank(NODE, set.into_iter(), &rank_key(job, 1), tick) == want {
                 return [a.clone(), b.clone()];
             }
         }
@@ -124,7 +124,14 @@ fn ranks_past_the_third_never_act_and_a_departed_peer_moves_us_up() {
     let names: Vec<String> = (0..400).map(|i| format!("p{i}")).collect();
     let ahead: Vec<String> = names
         .iter()
-        .filter(|n| rank(NODE, [NODE, n.as_str()].into_iter(), "backup", tick) == 1)
+        .filter(|n| {
+            rank(
+                NODE,
+                [NODE, n.as_str()].into_iter(),
+                &rank_key("backup", 1),
+                tick,
+            ) == 1
+        })
         .take(3)
         .cloned()
         .collect();
@@ -237,7 +244,7 @@ fn among_ten_a_daemon_acts_on_exactly_its_turns_and_wakes_for_nothing_else() {
     let peers: Vec<String> = (1..10).map(|i| format!("n{}", i + 1)).collect();
     let mut h = among(&peers, &job("@every 1s"));
     let ids: Vec<&str> = peers.iter().map(String::as_str).chain([NODE]).collect();
-    let my_rank = |tick: i64| rank(NODE, ids.iter().copied(), "backup", tick);
+    let my_rank = |tick: i64| rank(NODE, ids.iter().copied(), &rank_key("backup", 1), tick);
     let (mut claimed_at, mut read_at, mut wakes) = (Vec::new(), Vec::new(), 0);
     while let Some(at) = h.m.deadline().filter(|d| *d <= S(120)) {
         let at = at.max(h.now);

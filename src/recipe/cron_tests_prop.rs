@@ -2,6 +2,7 @@
 //! two claims of one (job, tick), never a Spawn of a tag still running, no
 //! Exit while a child may be alive, and no action after Exit.
 
+use super::batch::{answered, batch_answer, unbatch};
 use super::*;
 use quickcheck::quickcheck;
 use std::collections::{BTreeMap, HashSet};
@@ -16,9 +17,11 @@ struct World {
     lease: i64,
     grant: bool,
     register: usize,
-    /// Outstanding claims, with the value each wrote to its fire key.
-    claims: VecDeque<Vec<u8>>,
-    finishes: usize,
+    /// Outstanding claim requests, with the value each of their claims
+    /// wrote to its fire key (several when batched).
+    claims: VecDeque<Vec<Vec<u8>>>,
+    /// Outstanding result requests, with how many results each carries.
+    finishes: VecDeque<usize>,
     revoke: bool,
     watching: bool,
     /// The job store: name -> (definition, mod revision).
@@ -63,13 +66,23 @@ impl World {
                 Input::Timer
             }
             2 => {
-                let value = self.claims.pop_front()?;
-                match p % 5 {
+                let values = self.claims.pop_front()?;
+                let answer = |i: usize, value: &[u8]| match (usize::from(p) + i) % 5 {
                     0 | 1 => won(rev),
                     2 => lost(rev, false, Some(fire_kv("x", 0, &other_node(0), rev))),
-                    3 => lost(rev, true, Some(fire_kv("x", 0, &value, rev))),
+                    3 => lost(rev, true, Some(fire_kv("x", 0, value, rev))),
                     // A retried claim that finds its own first attempt.
-                    _ => lost(rev, false, Some(fire_kv("x", 0, &value, rev - 1))),
+                    _ => lost(rev, false, Some(fire_kv("x", 0, value, rev - 1))),
+                };
+                if let [value] = &values[..] {
+                    answer(0, value)
+                } else {
+                    let parts = values
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| answered(answer(i, v)))
+                        .collect();
+                    Input::Txn(CLAIM, Ok(batch_answer(rev, parts)))
                 }
             }
             3 => {
@@ -107,10 +120,17 @@ impl World {
                     .collect();
                 registered(rev, kvs)
             }
-            10 if self.finishes > 0 => {
-                self.finishes -= 1;
+            10 if !self.finishes.is_empty() => {
+                let parts = self.finishes.pop_front()?;
                 let ticks: Vec<i64> = (0..i64::from(p % 6)).map(|i| T0 + i).collect();
-                finished(rev, "a", &ticks)
+                if parts == 1 {
+                    finished(rev, "a", &ticks)
+                } else {
+                    let each = (0..parts)
+                        .map(|_| answered(finished(rev, "a", &ticks)))
+                        .collect();
+                    Input::Txn(FINISH, Ok(batch_answer(rev, each)))
+                }
             }
             11 if std::mem::take(&mut self.revoke) => Input::Revoked(Ok(())),
             12 => {
@@ -136,14 +156,18 @@ impl World {
                 Action::Grant { .. } => self.grant = true,
                 Action::Txn(REGISTER, _) => self.register += 1,
                 Action::Txn(CLAIM, t) => {
-                    let target = claim_target(t);
-                    assert!(
-                        self.claimed.insert(target.clone()),
-                        "claimed twice: {target:?}"
-                    );
-                    self.claims.push_back(fire_value(t));
+                    let mut values = Vec::new();
+                    for t in unbatch(t) {
+                        let target = claim_target(t);
+                        assert!(
+                            self.claimed.insert(target.clone()),
+                            "claimed twice: {target:?}"
+                        );
+                        values.push(fire_value(t));
+                    }
+                    self.claims.push_back(values);
                 }
-                Action::Txn(FINISH, _) => self.finishes += 1,
+                Action::Txn(FINISH, t) => self.finishes.push_back(unbatch(t).len()),
                 Action::Revoke(_) => self.revoke = true,
                 Action::Watch(WATCH_JOBS, _) => self.watching = true,
                 Action::Unwatch(WATCH_JOBS) => self.watching = false,

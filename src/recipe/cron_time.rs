@@ -27,6 +27,7 @@ impl Cron {
             }
             run.child.on_time(now, out);
         }
+        self.flush_finishes(now, out);
         self.retry_results(now, out);
         self.retry_grant(now, out);
         self.retry_claims(now, out);
@@ -50,6 +51,7 @@ impl Cron {
             }
         }
         d.extend(self.unrecorded.iter().map(|(at, _)| *at));
+        d.extend(self.ended_since.map(|t| t + FINISH_HOLD));
         d.extend(self.retries.iter().map(|(at, _)| *at));
         d.extend(self.grant_at);
         if self.state == State::Serving && self.shutting_down.is_none() {
@@ -90,6 +92,7 @@ impl Cron {
         let claims = self
             .claims
             .iter()
+            .flatten()
             .chain(self.retries.iter().map(|(_, p)| p));
         let ahead = claims.filter_map(|p| p.act_by_ms(self.seen_ms));
         d.extend(ahead.filter(|at| *at > self.seen_ms).map(boot));
