@@ -213,6 +213,13 @@ fn a_single_hung_endpoint_fails_within_the_dial_timeout() {
             took >= Duration::from_millis(900) && took <= Duration::from_millis(1700),
             "[{tag}] exit 69 after {took:?}, not about 1s"
         );
+        // The same words whether the connect check or, with a single
+        // endpoint, the first call found nobody answering.
+        let err = read(&d.join(format!("{tag}.err")));
+        assert!(
+            err.contains("no etcd endpoint answered within "),
+            "[{tag}] {err}"
+        );
     }
 }
 
