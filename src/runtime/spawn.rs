@@ -22,8 +22,9 @@ use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 
 use super::terminal;
 
-/// The child's stack: it runs a few system calls' worth of code.
-const STACK: usize = 64 * 1024;
+/// The child's stack, on the wrapper's own (no allocation, nothing to
+/// unmap after): the child runs a few system calls' worth of code.
+const STACK: usize = 32 * 1024;
 
 /// The shell's search path when the environment has no PATH (musl's, the
 /// libc of the release binary).
@@ -136,11 +137,12 @@ pub fn spawn(
         failed: AtomicU8::new(0),
         errno: AtomicI32::new(0),
     };
-    // Capacity only: the child writes its frames there, nothing reads it
+    // Uninitialised: the child writes its frames there, nothing reads it
     // as Rust values. u128 keeps the top 16-byte aligned, as the ABI wants.
-    let mut stack: Vec<u128> = Vec::with_capacity(STACK / 16);
+    let mut stack = std::mem::MaybeUninit::<[u128; STACK / 16]>::uninit();
     let top = stack
         .as_mut_ptr()
+        .cast::<u128>()
         .wrapping_add(STACK / 16)
         .cast::<libc::c_void>();
     let pid = {
@@ -175,7 +177,6 @@ pub fn spawn(
         }
         pid
     };
-    drop(stack);
     let failed = shared.failed.load(Ordering::SeqCst);
     if failed == 0 {
         return Ok(pid as u32);
