@@ -186,8 +186,9 @@ pub fn spawn(
     // The child has _exit'ed: reap it here, as std does, so the loop never
     // sees a pid it did not start.
     let mut status = 0;
-    // SAFETY: waits for our own child, into a local int.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
+    // SAFETY: waits for our own child, into a local int; a signal handled
+    // meanwhile interrupts the wait, which is then resumed.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 && errno() == libc::EINTR {}
     let errno = shared.errno.load(Ordering::SeqCst);
     Err(match failed {
         EXEC => Failure::Exec(errno),
