@@ -259,3 +259,16 @@ fn unix_socket_endpoint() {
     let _ = child.wait();
     assert!(served.is_ok(), "etcd did not serve on {url}");
 }
+
+/// With a single endpoint the first call stands in for the connect check:
+/// its budget counts from that call, so a caller that does local work
+/// first (longer than the dial timeout) is not refused.
+#[test]
+fn a_first_call_later_than_the_dial_timeout_still_works() {
+    let mut cfg = ClientConfig::new(vec![etcd().endpoint.clone()]);
+    cfg.dial_timeout = Duration::from_millis(300);
+    let c = Client::connect(cfg).expect("connect");
+    std::thread::sleep(Duration::from_millis(500));
+    c.range(Range::key(format!("{}/late", unique_prefix("late"))))
+        .expect("a first call after the dial timeout");
+}

@@ -213,6 +213,13 @@ fn a_single_hung_endpoint_fails_within_the_dial_timeout() {
             took >= Duration::from_millis(900) && took <= Duration::from_millis(1700),
             "[{tag}] exit 69 after {took:?}, not about 1s"
         );
+        // The same words whether the connect check or, with a single
+        // endpoint, the first call found nobody answering.
+        let err = read(&d.join(format!("{tag}.err")));
+        assert!(
+            err.contains("no etcd endpoint answered within "),
+            "[{tag}] {err}"
+        );
     }
 }
 
@@ -439,5 +446,47 @@ fn a_hung_member_does_not_cost_the_hold() {
         wait_for("the cluster serves again", Duration::from_secs(20), || {
             cl.has_quorum(&[0, 1, 2])
         });
+    }
+}
+
+/// Issue 14: with a single endpoint there is no connect check, and a
+/// connection that has not answered yet is bounded by its own dial's
+/// deadline. Redials while etcd answers nothing, then etcd is back: every
+/// call after those dials' deadlines must work (a reverted attempt kept the
+/// first unanswered dial's deadline for every later connection, and every
+/// call failed "no etcd endpoint answered" for good).
+#[test]
+fn a_single_endpoint_redialed_while_silent_works_once_etcd_answers() {
+    let p = Proxy::to(&etcd().endpoint);
+    let mut cfg = ClientConfig::new(vec![p.url()]);
+    cfg.dial_timeout = Duration::from_millis(800);
+    cfg.request_timeout = Duration::from_millis(600);
+    let c = Client::connect(cfg).expect("connect");
+    let key = format!("{}/redial", unique_prefix("redial"));
+    c.range(Range::key(key.as_str())).expect("a first read");
+    for fault in [Fault::DropReplies, Fault::BlackHole] {
+        p.set(fault);
+        c.put(key.as_str(), "x", 0).expect_err("nothing answers");
+        // Redials while nothing answers: each may connect (TCP accepts) or
+        // fail, neither may leave a deadline behind.
+        for _ in 0..2 {
+            let _ = c.failover();
+            let _ = c.range(Range::key(key.as_str()));
+        }
+        p.set(Fault::Pass);
+        // Past every deadline of the dials made during the fault.
+        std::thread::sleep(Duration::from_millis(1000));
+        let t = Instant::now();
+        c.failover().expect("redial once etcd answers");
+        c.range(Range::key(key.as_str()))
+            .unwrap_or_else(|e| panic!("read after the redial ({fault:?}): {e}"));
+        c.put(key.as_str(), "y", 0)
+            .unwrap_or_else(|e| panic!("write after the redial ({fault:?}): {e}"));
+        let grant = c.lease_grant(5).expect("grant after the redial");
+        c.lease_revoke(grant.id).expect("revoke");
+        eprintln!(
+            "[{fault:?}] redial and three calls after the fault: {:?}",
+            t.elapsed()
+        );
     }
 }

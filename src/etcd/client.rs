@@ -26,7 +26,24 @@ const ANSWER_PATIENCE: Duration = Duration::from_secs(1);
 struct Conn {
     index: usize,
     channel: Channel,
+    /// Set while the first connection, dialed without the connect check,
+    /// has not answered yet.
+    unproven: Option<Unproven>,
     token: Option<AsciiMetadataValue>,
+}
+
+/// The connect check skipped. With a single endpoint there is no member to
+/// choose among, so the check's Range would only add a round trip before
+/// the first real call, which proves the member as well when it is held to
+/// the same budget: what was left of the dial timeout when the dial
+/// returned, counted from that first call. Only the first dial skips the
+/// check; a redial (failover) proves its member within its own deadline,
+/// so no later connection is ever held to this one's budget.
+#[derive(Clone, Copy)]
+struct Unproven {
+    left: Duration,
+    /// `left` after the first call on the connection began.
+    by: Option<Instant>,
 }
 
 /// A connection to one etcd member at a time. Every method blocks, running
@@ -92,9 +109,14 @@ impl Client {
     pub fn connect_on(cfg: ClientConfig, rt: Rc<Runtime>) -> Result<Client> {
         let tls = tls::load(&cfg)?;
         let until = Instant::now() + cfg.dial_timeout;
+        let check = cfg.endpoints.len() > 1;
         let (index, channel) = rt
-            .block_on(dial::dial_any(&cfg, tls.as_ref(), 0, until))
+            .block_on(dial::dial_any(&cfg, tls.as_ref(), 0, until, check))
             .map_err(|e| explain(&cfg, e))?;
+        let unproven = (!check).then(|| Unproven {
+            left: until.saturating_duration_since(Instant::now()),
+            by: None,
+        });
         let client = Client {
             rt,
             cfg,
@@ -102,6 +124,7 @@ impl Client {
             conn: RefCell::new(Conn {
                 index,
                 channel,
+                unproven,
                 token: None,
             }),
         };
@@ -136,14 +159,24 @@ impl Client {
 
     fn failover_until(&self, until: Instant) -> Result<()> {
         let start = self.conn.borrow().index + 1;
+        // A redial always proves its member: its deadline then never
+        // outlives the dial (the reverted 73bf630 carried an unanswered
+        // dial's deadline over to every later connection).
         let (index, channel) = self
             .rt
-            .block_on(dial::dial_any(&self.cfg, self.tls.as_ref(), start, until))
+            .block_on(dial::dial_any(
+                &self.cfg,
+                self.tls.as_ref(),
+                start,
+                until,
+                true,
+            ))
             .map_err(|e| explain(&self.cfg, e))?;
         {
             let mut c = self.conn.borrow_mut();
             c.index = index;
             c.channel = channel;
+            c.unproven = None;
         }
         self.authenticate(Some(until))
     }
@@ -190,6 +223,35 @@ impl Client {
         req
     }
 
+    /// The instant by which an unproven connection must answer, fixed by
+    /// the first call that asks; `None` once it has answered.
+    fn unproven_by(&self) -> Option<Instant> {
+        let mut c = self.conn.borrow_mut();
+        let u = c.unproven.as_mut()?;
+        Some(*u.by.get_or_insert_with(|| Instant::now() + u.left))
+    }
+
+    fn unproven_past(&self) -> bool {
+        let c = self.conn.borrow();
+        c.unproven
+            .and_then(|u| u.by)
+            .is_some_and(|by| Instant::now() >= by)
+    }
+
+    /// The error of a member that did not answer its first call in time:
+    /// what the connect check would have said, kind and wording.
+    fn unanswered(&self) -> Error {
+        Error::new(
+            ErrorKind::Unavailable,
+            "connect",
+            format!(
+                "no etcd endpoint answered within {}ms (tried {}); last error: none answered in time",
+                self.cfg.dial_timeout.as_millis(),
+                self.cfg.endpoints.join(", ")
+            ),
+        )
+    }
+
     fn run_timed<T, F>(
         &self,
         op: &'static str,
@@ -199,8 +261,16 @@ impl Client {
     where
         F: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
+        // The first call on an unproven connection stands in for the
+        // connect check: it ends by the check's deadline, when that comes
+        // first, and says what the check would have said.
+        let first = self.unproven_by().filter(|by| *by < until);
+        let until = first.unwrap_or(until);
         let limit = until.saturating_duration_since(Instant::now());
         let timed_out = || {
+            if first.is_some() {
+                return self.unanswered();
+            }
             Error::new(
                 ErrorKind::Timeout,
                 op,
@@ -218,7 +288,17 @@ impl Client {
             .rt
             .block_on(async { tokio::time::timeout_at(until.into(), fut).await })
         {
-            Ok(r) => r.map_err(|s| explain(&self.cfg, status(op, s))),
+            Ok(r) => {
+                // Any answer of etcd's own (no transport cause) proves it.
+                let answered = match &r {
+                    Ok(_) => true,
+                    Err(s) => std::error::Error::source(s).is_none(),
+                };
+                if answered {
+                    self.conn.borrow_mut().unproven = None;
+                }
+                r.map_err(|s| explain(&self.cfg, status(op, s)))
+            }
             Err(_) => Err(timed_out()),
         }
     }
@@ -261,6 +341,9 @@ impl Client {
                     reauthed = true;
                     self.authenticate(Some(until))?;
                 }
+                // A member that has not answered by the check's deadline
+                // is as unreachable as one whose connect check failed.
+                Err(e) if self.unproven_past() => return Err(e),
                 Err(e) if idempotent && e.is_unavailable() && Instant::now() < until => {
                     // A member that accepts connections and then drops every
                     // call must not make this a busy loop.
@@ -270,7 +353,10 @@ impl Client {
                     }
                     retried = true;
                     patience *= 2;
-                    self.failover_until(until)?;
+                    // Failing over from a member that never answered stays
+                    // within the first contact's budget.
+                    let by = self.unproven_by().map_or(until, |by| by.min(until));
+                    self.failover_until(by)?;
                 }
                 Err(e) => return Err(e),
             }

@@ -2,6 +2,8 @@
 //! short head start over the next in the list, and a member counts as
 //! reached only once it has answered a request: a dead, hung or
 //! SYN-dropping endpoint then costs the others nothing but that head start.
+//! A single endpoint at first connect skips that request (nothing to choose
+//! among); the client holds its first call to the dial's budget instead.
 
 use std::time::{Duration, Instant};
 
@@ -91,11 +93,15 @@ fn endpoint_for(
 
 /// Connects to one of `endpoints`, trying `start` first and then the
 /// others in list order, all before `until`. Returns the index reached.
+/// Without `prove` the member is not asked for an answer (the caller's
+/// first call then stands in for the check): only worth it where there is
+/// no member to choose among, a single endpoint.
 pub(super) async fn dial_any(
     cfg: &ClientConfig,
     tls: Option<&Tls>,
     start: usize,
     until: Instant,
+    prove: bool,
 ) -> Result<(usize, Channel)> {
     let endpoints = &cfg.endpoints;
     let n = endpoints.len();
@@ -122,7 +128,7 @@ pub(super) async fn dial_any(
                 launched[k] = true;
                 let addr = endpoints[order[k]].clone();
                 let (cfg, tls) = (cfg.clone(), tls.cloned());
-                set.spawn(async move { (k, dial(&addr, until, &cfg, tls.as_ref()).await) });
+                set.spawn(async move { (k, dial(&addr, until, &cfg, tls.as_ref(), prove).await) });
             }
         }
         let wake = next_at.iter().flatten().copied().fold(until, Instant::min);
@@ -173,12 +179,13 @@ pub(super) async fn dial_any(
     ))
 }
 
-/// One endpoint, up to a proven answer, by `until`.
+/// One endpoint, up to a proven answer (with `prove`), by `until`.
 async fn dial(
     addr: &str,
     until: Instant,
     cfg: &ClientConfig,
     tls: Option<&Tls>,
+    prove: bool,
 ) -> std::result::Result<Channel, DialError> {
     let timeout = until.saturating_duration_since(Instant::now());
     let (ep, transport) = endpoint_for(addr, cfg, tls)?;
@@ -226,7 +233,9 @@ async fn dial(
     // merely accepts) is there.
     let connected = async {
         let ch = connect.await?;
-        probe(ch.clone()).await?;
+        if prove {
+            probe(ch.clone()).await?;
+        }
         Ok::<_, String>(ch)
     };
     match tokio::time::timeout_at(until.into(), connected).await {

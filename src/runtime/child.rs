@@ -2,13 +2,13 @@
 //! run's id and given the terminal when it should have it; reaping; and
 //! telling a job-control stop from a deliberate one.
 
-use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
 
-use rustix::process::{Pid, Signal, WaitOptions};
+use rustix::process::{Pid, WaitOptions};
 
-use super::{procs, terminal};
+use super::{procs, spawn};
 use crate::kit::machine::{ChildStatus, SpawnSpec};
 
 /// A started child: its pid (which is also its process group) and a pidfd
@@ -18,13 +18,6 @@ pub struct Child {
     pub pidfd: OwnedFd,
 }
 
-/// Starts `spec` with execvp semantics in a new process group, with `run`
-/// (the run's id chain) in its environment so that every process it starts
-/// can be found again. With `tty`, the new group becomes the terminal's
-/// foreground group before the command runs. The child dies with the
-/// wrapper (parent-death signal), so even a SIGKILLed wrapper never leaves
-/// it running. Errors are the shell's codes: 127 not found, 126 not
-/// executable.
 /// The variables of conch's own environment that carry an etcd password:
 /// they are conch's credentials, not the job's, and under conchd every job
 /// on every host would see them. Other `CONCH_*`/`ETCDCTL_*` variables pass
@@ -42,60 +35,69 @@ pub fn secrets(
     .collect()
 }
 
+/// Starts `spec` with execvp semantics in a new process group, with `run`
+/// (the run's id chain) in its environment so that every process it starts
+/// can be found again. With `tty`, the new group becomes the terminal's
+/// foreground group before the command runs. The child dies with the
+/// wrapper (parent-death signal), so even a SIGKILLed wrapper never leaves
+/// it running. Errors are the shell's codes: 127 not found, 126 not
+/// executable. No fork: the wrapper's page tables are not copied (see
+/// spawn.rs).
 pub fn spawn(
     spec: &SpawnSpec,
     run: &str,
     tty: bool,
     outputs: Option<super::relay::Outputs>,
 ) -> Result<Child, (i32, String)> {
-    let Some((prog, args)) = spec.argv.split_first() else {
+    let Some(prog) = spec.argv.first() else {
         return Err((127, "empty command".into()));
     };
-    let parent = rustix::process::getpid();
-    let mut cmd = Command::new(prog);
-    cmd.args(args).process_group(0);
-    for k in secrets(std::env::vars_os()) {
-        cmd.env_remove(k);
-    }
+    // The environment as std's Command would build it: the wrapper's, less
+    // its secrets, plus the run's variables.
+    let gone = secrets(std::env::vars_os());
+    let mut env: BTreeMap<OsString, OsString> = std::env::vars_os()
+        .filter(|(k, _)| !gone.contains(k))
+        .collect();
     for (k, v) in &spec.env {
-        cmd.env(k, v);
+        env.insert(k.into(), v.into());
     }
-    cmd.env(procs::RUN_VAR, run);
-    // conchd's relay; our copies of the write ends close with `cmd`.
-    if let Some(o) = outputs {
-        cmd.stdout(o.stdout).stderr(o.stderr);
-    }
-    // SAFETY: only async-signal-safe syscalls (prctl, getppid, setpgid,
-    // sigaction, tcsetpgrp) run between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
-            // The wrapper may have died before the prctl took effect.
-            if rustix::process::getppid() != Some(parent) {
-                return Err(std::io::Error::other("wrapper gone before exec"));
+    env.insert(procs::RUN_VAR.into(), run.into());
+    let env: Vec<(OsString, OsString)> = env.into_iter().collect();
+    let steps = spawn::Steps {
+        // conchd's relay; our copies of the write ends close below.
+        outputs: outputs
+            .as_ref()
+            .map(|o| (o.stdout.as_raw_fd(), o.stderr.as_raw_fd())),
+        parent: rustix::process::getpid().as_raw_nonzero().get(),
+        tty,
+    };
+    let started = spawn::spawn(&spec.argv, &env, steps);
+    drop(outputs);
+    let name = prog.to_string_lossy();
+    let pid = started.map_err(|f| match f {
+        spawn::Failure::Exec(errno) => {
+            let e = std::io::Error::from_raw_os_error(errno);
+            match e.kind() {
+                std::io::ErrorKind::NotFound => (127, format!("{name}: command not found")),
+                _ => (126, format!("{name}: cannot execute: {e}")),
             }
-            if tty {
-                // Before exec, so the command's first read finds the
-                // terminal already its own; a failure only means it stays
-                // in the background, as before.
-                let me = rustix::process::getpid();
-                let _ = rustix::process::setpgid(None, None);
-                let _ = terminal::give_to(me);
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().map_err(|e| {
-        let name = prog.to_string_lossy();
-        match e.kind() {
-            std::io::ErrorKind::NotFound => (127, format!("{name}: command not found")),
-            _ => (126, format!("{name}: cannot execute: {e}")),
         }
+        spawn::Failure::WrapperGone => (
+            126,
+            format!("{name}: cannot execute: wrapper gone before exec"),
+        ),
+        spawn::Failure::Step(step, errno) => (
+            126,
+            format!(
+                "{name}: cannot execute: {step}: {}",
+                std::io::Error::from_raw_os_error(errno)
+            ),
+        ),
+        spawn::Failure::Nul => (
+            126,
+            format!("{name}: cannot execute: a NUL byte in an argument or variable"),
+        ),
     })?;
-    let pid = child.id();
-    // std's Child is dropped without waiting: reaping is ours (waitpid -1
-    // also collects adopted orphans).
-    drop(child);
     let raw = Pid::from_raw(pid as i32).ok_or((126, "bad pid".to_string()))?;
     let pidfd = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty())
         .map_err(|e| (126, format!("pidfd_open: {e}")))?;

@@ -12,4 +12,5 @@ pub mod notify;
 pub mod procs;
 pub mod relay;
 pub mod signals;
+mod spawn;
 pub mod terminal;
