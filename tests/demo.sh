@@ -22,7 +22,10 @@ echo "== etcd on $CONCH_ENDPOINTS; two candidates for the office 'demo'"
 "$bin" elect demo -- sh -c 'echo "[A] leader, CONCH_REV=$CONCH_REV; working 2s"; sleep 2; echo "[A] done"' &
 a=$!
 # B queues behind A once A holds.
-until "$bin" elect demo --who >/dev/null 2>&1; do sleep 0.05; done
+for _ in $(seq 200); do
+  "$bin" elect demo --who >/dev/null 2>&1 && break
+  sleep 0.05
+done
 "$bin" elect demo -- sh -c 'echo "[B] leader, CONCH_REV=$CONCH_REV; working 1s"; sleep 1; echo "[B] done"' &
 b=$!
 sleep 0.5
