@@ -165,6 +165,37 @@ fn compare_over_a_range_holds_only_while_the_range_is_empty() {
 }
 
 #[test]
+fn nested_transactions_are_all_compared_before_any_is_applied() {
+    // What cron's batching relies on, and must not forget (cron_batch.rs):
+    // nested transactions of one request are decided on the state before
+    // the request, so a second one does not see what the first puts.
+    let c = client();
+    let p = unique_prefix("nested");
+    let k = format!("{p}/k");
+    let r = c
+        .txn(Txn {
+            compare: vec![],
+            success: vec![
+                Op::Txn(create_only(&k, "first", 0)),
+                Op::Txn(create_only(&k.replace("/k", "/j"), "other", 0)),
+                Op::Txn(Txn {
+                    compare: vec![Compare::absent(k.clone())],
+                    success: vec![Op::put(format!("{p}/seen-absent"), "yes", 0)],
+                    failure: vec![],
+                }),
+            ],
+            failure: vec![],
+        })
+        .expect("txn");
+    let decided: Vec<bool> = (0..3)
+        .map(|i| r.txn(i).expect("nested").succeeded)
+        .collect();
+    assert_eq!(decided, [true, true, true]);
+    let k_now = c.range(Range::key(k)).expect("range");
+    assert_eq!(k_now.kvs[0].value, b"first");
+}
+
+#[test]
 fn range_newest_first_with_a_limit_gives_the_last_keys_and_the_whole_count() {
     let c = client();
     let p = unique_prefix("newest");

@@ -17,14 +17,30 @@ impl Cron {
     /// transactions of one request. Each nested claim keeps its own
     /// compares and branches, so each is decided alone, as if sent alone;
     /// only the request, its revision and its fate in transit are shared.
+    /// Never two of one job in a request: etcd evaluates every compare of a
+    /// request before it applies any operation, so a second tick's overlap
+    /// compare would not see the run marker the first one puts, nor a
+    /// cleanup's delete. Those go in a later request, in their order.
     pub(super) fn flush_claims(&mut self, out: &mut Vec<Action>) {
-        let mut batch = std::mem::take(&mut self.outbox);
-        if batch.len() == 1 {
-            if let Some((txn, p)) = batch.pop() {
-                out.push(Action::Txn(CLAIM, txn));
-                self.claims.push_back(vec![p]);
+        let mut batches: Vec<Vec<(Txn, Pending)>> = Vec::new();
+        for (txn, p) in std::mem::take(&mut self.outbox) {
+            let after = batches
+                .iter()
+                .rposition(|b| b.iter().any(|(_, q)| q.name == p.name))
+                .map_or(0, |i| i + 1);
+            match batches.get_mut(after) {
+                Some(b) => b.push((txn, p)),
+                None => batches.push(vec![(txn, p)]),
             }
-        } else if !batch.is_empty() {
+        }
+        for mut batch in batches {
+            if batch.len() == 1 {
+                if let Some((txn, p)) = batch.pop() {
+                    out.push(Action::Txn(CLAIM, txn));
+                    self.claims.push_back(vec![p]);
+                }
+                continue;
+            }
             let (txns, ps): (Vec<Txn>, Vec<Pending>) = batch.into_iter().unzip();
             out.push(Action::Txn(CLAIM, batched(txns)));
             self.claims.push_back(ps);

@@ -173,3 +173,26 @@ fn a_result_waits_for_others_at_most_its_hold() {
     assert_eq!(requests(&acts, FINISH).len(), 1, "alone, a still running");
     assert!(h.m.runs.contains_key(&a));
 }
+
+#[test]
+fn two_ticks_of_one_job_are_never_in_one_request() {
+    // Woken late, two ticks of each job are due in one step. etcd checks a
+    // request's compares before applying any of it, so T0+20's overlap
+    // compare must come in a request after the one that puts T0+10's run
+    // marker, or both would run at once under --overlap skip.
+    let j = job("@every 10s");
+    let mut h = Harness::serving(cfg(), &[("a", &j), ("b", &j)]);
+    let acts = h.step(Input::Timer, S(20));
+    let per_request: Vec<Vec<(String, i64)>> = requests(&acts, CLAIM)
+        .into_iter()
+        .map(|t| unbatch(t).into_iter().map(claim_target).collect())
+        .collect();
+    let at = |name: &str, tick| (name.to_string(), tick);
+    assert_eq!(
+        per_request,
+        [
+            vec![at("a", T0 + 10), at("b", T0 + 10)],
+            vec![at("a", T0 + 20), at("b", T0 + 20)],
+        ]
+    );
+}
